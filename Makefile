@@ -1,0 +1,20 @@
+# Entry points a newcomer needs. Everything installs itself on first use.
+STACK ?= dev
+PLAN_DIR ?= out/plan/$(STACK)
+
+.PHONY: setup plan test image bench lint
+
+setup:            ## install everything (uv, .venv, buildah, linters)
+	bash scripts/setup.sh
+
+plan: setup       ## offline plan of a stack: resource tree + rendered manifests in out/plan/<stack>
+	.venv/bin/python -m tools.offline_plan --stack $(STACK) --out $(PLAN_DIR)
+
+test:             ## every check CI runs
+	bash scripts/test.sh
+
+image: setup      ## build one image locally with buildah: make image NAME=model-cache (needs HF_TOKEN)
+	bash scripts/build-image.sh $(NAME)
+
+bench: setup      ## benchmarks (not timed tests); see bench/README.md
+	.venv/bin/python bench/model_cache.py
