@@ -1,0 +1,1 @@
+"""gpu-platform component resources: one concern per module."""
