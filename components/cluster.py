@@ -1,0 +1,230 @@
+"""GpuCluster: the Civo network, firewall, k3s cluster, GPU node pool, its Kubernetes provider
+and the NVIDIA GPU operator.
+
+Why it looks like this:
+- The cluster's inline pool cannot change size in place (terraform-provider-civo), so it is a
+  small CPU "system" pool, and GPUs live in a separate ``KubernetesNodePool`` that is replaced
+  when its size changes.
+- Civo's GPU nodes ship the NVIDIA container toolkit but no driver and no device plugin
+  (Civo docs, gpu-config), so the GPU operator is installed with ``toolkit.enabled=false``.
+- ``write_kubeconfig=True``: without it the kubeconfig output is empty and a Kubernetes provider
+  given an empty kubeconfig silently falls back to ``~/.kube/config``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_civo as civo
+import pulumi_kubernetes as k8s
+
+from components import catalog
+from components.labels import standard_labels
+from components.settings import API_PORT, ClusterSettings
+
+GPU_POOL_LABEL_KEY = "gpu-platform/pool"
+GPU_POOL_LABEL_VALUE = "gpu"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_TAINT_VALUE = "present"
+GPU_TAINT_EFFECT = "NoSchedule"
+GPU_OPERATOR_NAMESPACE = "gpu-operator"
+
+
+@dataclass(frozen=True)
+class GpuClusterArgs:
+    settings: ClusterSettings
+    name_prefix: str
+    """``{project}-{stack}``: prefixes the Civo names so two stacks never collide."""
+
+
+def gpu_node_selector() -> dict[str, str]:
+    """What a pod needs in ``nodeSelector`` to land on the GPU pool."""
+    return {GPU_POOL_LABEL_KEY: GPU_POOL_LABEL_VALUE}
+
+
+def gpu_tolerations() -> list[dict[str, str]]:
+    """What a pod needs in ``tolerations`` to be allowed on the tainted GPU pool."""
+    return [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": GPU_TAINT_EFFECT}]
+
+
+def gpu_operator_values(size: catalog.NodeSize) -> dict[str, object]:
+    """Helm values for the GPU operator on Civo (Civo docs, gpu-config)."""
+    values: dict[str, object] = {
+        "operator": {"defaultRuntime": "containerd"},
+        "driver": {"enabled": True},
+        "toolkit": {"enabled": False},  # Civo's GPU image ships the container toolkit
+        "devicePlugin": {"enabled": True},
+        "gfd": {"enabled": True},
+        "validator": {"cuda": {"runtimeClassName": "nvidia"}},
+        "daemonsets": {"tolerations": gpu_tolerations()},
+    }
+    if _needs_nvlink_disabled(size):
+        values["driver"] = {"enabled": True, "kernelModuleConfig": {"name": "nvidia-kernel-config"}}
+    return values
+
+
+def _needs_nvlink_disabled(size: catalog.NodeSize) -> bool:
+    # Single-GPU H100 nodes hang loading the driver unless NVLink is disabled (Civo docs).
+    return "H100" in size.gpu_type and size.gpu_count == 1
+
+
+class GpuCluster(pulumi.ComponentResource):
+    """A Civo k3s cluster with a tainted GPU pool and a Kubernetes provider for it."""
+
+    kubeconfig: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]
+    cluster_id: pulumi.Output[str]
+    api_endpoint: pulumi.Output[str]
+    provider: k8s.Provider
+
+    def __init__(self, name: str, args: GpuClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gpu-platform:index:GpuCluster", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.network = civo.Network(
+            f"{name}-network", label=f"{args.name_prefix}-network", region=s.region, opts=child
+        )
+        self.firewall = civo.Firewall(
+            f"{name}-firewall",
+            name=f"{args.name_prefix}-firewall",
+            network_id=self.network.id,
+            region=s.region,
+            create_default_rules=False,
+            ingress_rules=[
+                civo.FirewallIngressRuleArgs(
+                    label="kubernetes-api", protocol="tcp", port_range=str(API_PORT),
+                    cidrs=list(s.api_allowed_cidrs), action="allow",
+                ),
+            ],
+            egress_rules=[
+                civo.FirewallEgressRuleArgs(label="all-tcp", protocol="tcp", port_range="1-65535",
+                                            cidrs=["0.0.0.0/0"], action="allow"),
+                civo.FirewallEgressRuleArgs(label="all-udp", protocol="udp", port_range="1-65535",
+                                            cidrs=["0.0.0.0/0"], action="allow"),
+                civo.FirewallEgressRuleArgs(label="icmp", protocol="icmp", cidrs=["0.0.0.0/0"], action="allow"),
+            ],
+            opts=child,
+        )
+        self.cluster = civo.KubernetesCluster(
+            f"{name}-cluster",
+            name=f"{args.name_prefix}",
+            region=s.region,
+            network_id=self.network.id,
+            firewall_id=self.firewall.id,
+            cluster_type="k3s",
+            cni=s.cni,
+            kubernetes_version=s.kubernetes_version,
+            write_kubeconfig=True,
+            pools=civo.KubernetesClusterPoolsArgs(
+                size=s.system_node_size,
+                node_count=s.system_node_count,
+                labels={"gpu-platform/pool": "system"},
+            ),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["tags"]),
+        )
+        self.gpu_pool = civo.KubernetesNodePool(
+            f"{name}-gpu-pool",
+            cluster_id=self.cluster.id,
+            size=self._checked_gpu_size(s),
+            node_count=s.gpu_node_count,
+            labels={GPU_POOL_LABEL_KEY: GPU_POOL_LABEL_VALUE},
+            taints=[civo.KubernetesNodePoolTaintArgs(key=GPU_TAINT_KEY, value=GPU_TAINT_VALUE,
+                                                     effect=GPU_TAINT_EFFECT)],
+            # Civo cannot resize a pool in place; a new size means a new pool (created before the
+            # old one is deleted, so serving capacity survives the change).
+            opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["size"]),
+        )
+
+        self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig.apply(_require_kubeconfig))
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            delete_unreachable=True,
+            # Kubeconfig rotation must not replace every Kubernetes object in the stack.
+            cluster_identifier=self.cluster.id,
+            opts=child,
+        )
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.gpu_pool])
+        self.gpu_operator = self._gpu_operator(name, s, k8s_opts)
+
+        self.cluster_name = self.cluster.name
+        self.cluster_id = self.cluster.id
+        self.api_endpoint = self.cluster.api_endpoint
+        self.node_selector = gpu_node_selector()
+        self.tolerations = gpu_tolerations()
+        self.register_outputs({
+            "kubeconfig": self.kubeconfig,
+            "clusterName": self.cluster_name,
+            "clusterId": self.cluster_id,
+            "apiEndpoint": self.api_endpoint,
+            "gpuNodeSelector": self.node_selector,
+            "gpuTolerations": self.tolerations,
+        })
+
+    def _checked_gpu_size(self, s: ClusterSettings) -> pulumi.Output[str]:
+        """The GPU size, confirmed against the live API (sizes differ per account and region)."""
+        offered = civo.get_size_output(
+            filters=[civo.GetSizeFilterArgs(key="type", values=["kubernetes"])],
+            opts=pulumi.InvokeOptions(parent=self),
+        )
+
+        def check(result: civo.GetSizeResult) -> str:
+            by_name = {size.name: size for size in result.sizes}
+            found = by_name.get(s.gpu_node_size)
+            if found is None or not found.gpu:
+                gpu_names = sorted(n for n, size in by_name.items() if size.gpu)
+                raise ValueError(
+                    f"gpuNodeSize {s.gpu_node_size!r} is not a GPU Kubernetes size offered in {s.region} "
+                    f"to this account; offered GPU sizes: {', '.join(gpu_names) or 'none'}. "
+                    "Fix: pulumi config set gpuNodeSize <one of them>"
+                )
+            return found.name
+
+        return offered.apply(check)
+
+    def _gpu_operator(self, name: str, s: ClusterSettings, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-gpu-operator-ns",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=GPU_OPERATOR_NAMESPACE,
+                labels={
+                    **standard_labels("gpu-operator"),
+                    # The operator's driver and validator pods are privileged by design.
+                    "pod-security.kubernetes.io/enforce": "privileged",
+                },
+            ),
+            opts=opts,
+        )
+        depends: list[pulumi.Resource] = [namespace]
+        if _needs_nvlink_disabled(s.gpu_size):
+            depends.append(k8s.core.v1.ConfigMap(
+                f"{name}-nvidia-kernel-config",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name="nvidia-kernel-config", namespace=GPU_OPERATOR_NAMESPACE,
+                    labels=standard_labels("gpu-operator"),
+                ),
+                data={"nvidia.conf": "options nvidia NVreg_NvLinkDisable=1"},
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[namespace])),
+            ))
+        return k8s.helm.v3.Release(
+            f"{name}-gpu-operator",
+            chart="gpu-operator",
+            version=s.gpu_operator_version,
+            namespace=GPU_OPERATOR_NAMESPACE,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=catalog.GPU_OPERATOR_REPO),
+            values=gpu_operator_values(s.gpu_size),
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=1200,  # the driver compiles on each GPU node
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends)),
+        )
+
+
+def _require_kubeconfig(kubeconfig: str | None) -> str:
+    # An empty kubeconfig would make the provider use the ambient ~/.kube/config.
+    if not kubeconfig:
+        raise ValueError("Civo returned no kubeconfig for the cluster (write_kubeconfig must be true)")
+    return kubeconfig

@@ -1,0 +1,407 @@
+"""Every stack config key, read once, validated, and frozen.
+
+Components never call ``pulumi.Config()``: ``__main__.py`` calls :func:`load_settings` once and
+hands each component the slice it needs. All problems are collected and raised together as
+one :class:`SettingsError` before any resource is registered, each naming the key, the value,
+what is allowed and the command that fixes it.
+
+The defaults below are the single source of truth; ``Pulumi.yaml`` repeats them for the CLI
+and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Final, Mapping, Protocol, TypeVar
+
+import pulumi
+
+from components import catalog
+
+PROJECT: Final = "gpu-platform"
+ENVIRONMENTS: Final = ("dev", "staging", "prod")
+CNIS: Final = ("cilium", "flannel")
+MAX_NODE_COUNT: Final = 20
+BUCKET_SIZE_STEP_GB: Final = 500
+BUCKET_MAX_GB: Final = 10_000
+API_PORT: Final = 6443
+_K3S_VERSION = re.compile(r"^v?\d+\.\d+\.\d+-k3s\d+$")
+_GH_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+_GH_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_REGISTRY_HOST = re.compile(r"^[a-z0-9.-]+(:\d+)?$")
+_IMAGE_REPO = re.compile(r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+$")
+_PREFIX = re.compile(r"^[A-Za-z0-9._/-]*/$")
+
+#: Defaults per key; ``Pulumi.yaml`` declares the same values (a test keeps them equal).
+DEFAULTS: Final[Mapping[str, Any]] = {
+    "environment": "dev",
+    "region": "LON1",
+    "kubernetesVersion": "",
+    "cni": "cilium",
+    "systemNodeSize": "g4s.kube.medium",
+    "systemNodeCount": 1,
+    "gpuNodeSize": "an.g1.l40s.kube.x1",
+    "gpuNodeCount": 1,
+    "apiAllowedCidrs": ["0.0.0.0/0"],
+    "allowPublicApiAccess": False,
+    "gpuOperatorVersion": catalog.GPU_OPERATOR_CHART_VERSION,
+    "bucketMaxSizeGb": 500,
+    "modelPrefix": "models/",
+    "protectData": False,
+    "modelNamespace": "models",
+    "githubRepository": "",
+    "githubEnvironments": [],
+    "registry": "ghcr.io",
+    "registryUsername": "",
+    "imageRepository": "",
+    "buildImages": False,
+    "imagePlatforms": ["linux/amd64"],
+    "models": [],
+}
+
+
+class SettingsError(ValueError):
+    """Invalid stack configuration: one line per problem, each with its fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid stack configuration ({len(problems)} problem(s)):\n{lines}")
+
+
+class ConfigSource(Protocol):
+    """The two calls settings needs from ``pulumi.Config``; tests pass a dict-backed fake."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def get_secret(self, key: str) -> pulumi.Output[str] | None: ...
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    region: str
+    kubernetes_version: str | None
+    cni: str
+    system_node_size: str
+    system_node_count: int
+    gpu_node_size: str
+    gpu_node_count: int
+    api_allowed_cidrs: tuple[str, ...]
+    gpu_operator_version: str
+
+    @property
+    def gpu_size(self) -> catalog.NodeSize:
+        return catalog.SIZES[self.gpu_node_size]
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    region: str
+    max_size_gb: int
+    model_prefix: str
+    protect: bool
+
+
+@dataclass(frozen=True)
+class GitHubSettings:
+    owner: str
+    repository: str
+    environments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    server: str
+    username: str
+    password: pulumi.Output[str] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    build: bool
+    repository: str
+    platforms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    project: str
+    stack: str
+    environment: str
+    cluster: ClusterSettings
+    store: StoreSettings
+    model_namespace: str
+    github: GitHubSettings | None
+    registry: RegistrySettings
+    images: ImageSettings
+    models: tuple[Any, ...] = ()
+    hf_token: pulumi.Output[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+    @property
+    def name_prefix(self) -> str:
+        """``{project}-{stack}``: the prefix of every physical name we choose."""
+        return f"{self.project}-{self.stack}"
+
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Reads raw config values with defaults and records problems instead of raising."""
+
+    def __init__(self, source: ConfigSource, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+
+    def fail(self, key: str, value: object, allowed: str, fix: str | None = None) -> None:
+        shown = json.dumps(value) if not isinstance(value, str) else repr(value)
+        fix = fix or f"pulumi config set {key} <value>"
+        self.problems.append(f"{PROJECT}:{key} = {shown}: {allowed}. Fix: {fix}")
+
+    def raw(self, key: str) -> Any:
+        text = self.source.get(key)
+        if text is None:
+            return DEFAULTS[key]
+        default = DEFAULTS[key]
+        if isinstance(default, (list, dict, bool, int)) and not isinstance(default, str):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                if isinstance(default, bool):
+                    return text  # validated (and rejected) by flag()
+                self.fail(key, text, f"must be JSON ({type(default).__name__})",
+                          f"pulumi config set --path {key} ... or edit Pulumi.<stack>.yaml")
+                return default
+        return text
+
+    def string(self, key: str, allowed: tuple[str, ...] | None = None, normalise: Callable[[str], str] = str) -> str:
+        value = self.raw(key)
+        if not isinstance(value, str):
+            self.fail(key, value, "must be a string")
+            return str(DEFAULTS[key])
+        value = normalise(value.strip())
+        if allowed is not None and value not in allowed:
+            self.fail(key, value, f"must be one of {', '.join(allowed)}",
+                      f"pulumi config set {key} {allowed[0]}")
+        return value
+
+    def integer(self, key: str, low: int, high: int) -> int:
+        value = self.raw(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            self.fail(key, value, f"must be a whole number between {low} and {high}")
+            return int(DEFAULTS[key])
+        if not low <= value <= high:
+            self.fail(key, value, f"must be between {low} and {high}", f"pulumi config set {key} {low}")
+        return int(value)
+
+    def flag(self, key: str) -> bool:
+        value = self.raw(key)
+        if not isinstance(value, bool):
+            self.fail(key, value, "must be true or false", f"pulumi config set {key} false")
+            return bool(DEFAULTS[key])
+        return value
+
+    def string_list(self, key: str) -> tuple[str, ...]:
+        value = self.raw(key)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, value, "must be a list of strings",
+                      f"pulumi config set --path '{key}[0]' <value>")
+            return tuple(DEFAULTS[key])
+        return tuple(value)
+
+
+def _cluster(r: _Reader, environment: str) -> ClusterSettings:
+    region = r.string("region", normalise=str.upper)
+    if region not in catalog.REGIONS:
+        r.fail("region", region, f"unknown Civo region; known: {', '.join(catalog.REGIONS)}",
+               "pulumi config set region LON1")
+    elif not catalog.REGIONS[region].gpu_kubernetes:
+        gpu_regions = [c for c, reg in catalog.REGIONS.items() if reg.gpu_kubernetes]
+        r.fail("region", region, f"Civo offers GPU Kubernetes only in {', '.join(gpu_regions)}",
+               f"pulumi config set region {gpu_regions[0]}")
+    elif not catalog.REGIONS[region].object_store:
+        r.fail("region", region, "Civo offers no object store in this region", "pulumi config set region LON1")
+
+    version = r.string("kubernetesVersion").removeprefix("v")
+    if version:
+        if "-gpu" in version:
+            r.fail("kubernetesVersion", version,
+                   "'-gpu' k3s labels are rejected by pulumi-civo 2.4.8 (terraform-provider-civo v1.1.4); "
+                   "GPU support comes from the NVIDIA GPU operator instead",
+                   f"pulumi config set kubernetesVersion {catalog.DEFAULT_KUBERNETES_VERSION}")
+        elif not _K3S_VERSION.match(version):
+            r.fail("kubernetesVersion", version, "must look like 1.32.5-k3s1 (a Civo k3s version label)",
+                   f"pulumi config set kubernetesVersion {catalog.DEFAULT_KUBERNETES_VERSION}")
+        elif version not in catalog.KUBERNETES_VERSIONS:
+            r.fail("kubernetesVersion", version,
+                   f"not an offered version; offered: {', '.join(catalog.KUBERNETES_VERSIONS)}",
+                   f"pulumi config set kubernetesVersion {catalog.DEFAULT_KUBERNETES_VERSION} "
+                   "(or leave it unset for Civo's default)")
+
+    system_size = r.string("systemNodeSize")
+    if system_size not in catalog.CPU_SIZES:
+        why = "is a GPU size; the system pool runs only CPU workloads" if system_size in catalog.GPU_SIZES \
+            else "unknown Kubernetes node size"
+        r.fail("systemNodeSize", system_size, f"{why}; allowed: {', '.join(catalog.CPU_SIZES)}",
+               "pulumi config set systemNodeSize g4s.kube.medium")
+    gpu_size = r.string("gpuNodeSize")
+    if gpu_size not in catalog.GPU_SIZES:
+        why = "is a CPU-only size (no GPU)" if gpu_size in catalog.CPU_SIZES else "unknown GPU node size"
+        r.fail("gpuNodeSize", gpu_size, f"{why}; GPU sizes: {', '.join(catalog.GPU_SIZES)}",
+               "pulumi config set gpuNodeSize an.g1.l40s.kube.x1")
+
+    cidrs = r.string_list("apiAllowedCidrs")
+    if not cidrs:
+        r.fail("apiAllowedCidrs", [], "must list at least one CIDR allowed to reach the Kubernetes API",
+               "pulumi config set --path 'apiAllowedCidrs[0]' 203.0.113.0/24")
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as exc:
+            r.fail("apiAllowedCidrs", cidr, f"not a valid CIDR ({exc})",
+                   "use network/prefix with host bits zero, e.g. 203.0.113.0/24")
+    public = [c for c in cidrs if c in ("0.0.0.0/0", "::/0")]
+    if environment == "prod" and public and not r.flag("allowPublicApiAccess"):
+        r.fail("apiAllowedCidrs", public[0],
+               f"prod refuses to open the Kubernetes API (port {API_PORT}) to the whole internet",
+               "list your office/VPN/CI CIDRs, or set `pulumi config set allowPublicApiAccess true` "
+               "to accept the risk explicitly")
+
+    operator_version = r.string("gpuOperatorVersion")
+    if not re.match(r"^v\d+\.\d+\.\d+$", operator_version):
+        r.fail("gpuOperatorVersion", operator_version, "must be a chart version like v25.10.1",
+               f"pulumi config set gpuOperatorVersion {catalog.GPU_OPERATOR_CHART_VERSION}")
+
+    return ClusterSettings(
+        region=region,
+        kubernetes_version=version or None,
+        cni=r.string("cni", CNIS),
+        system_node_size=system_size,
+        system_node_count=r.integer("systemNodeCount", 1, MAX_NODE_COUNT),
+        gpu_node_size=gpu_size,
+        gpu_node_count=r.integer("gpuNodeCount", 1, MAX_NODE_COUNT),
+        api_allowed_cidrs=cidrs,
+        gpu_operator_version=operator_version,
+    )
+
+
+def _store(r: _Reader, region: str, environment: str) -> StoreSettings:
+    size = r.integer("bucketMaxSizeGb", BUCKET_SIZE_STEP_GB, BUCKET_MAX_GB)
+    if size % BUCKET_SIZE_STEP_GB:
+        r.fail("bucketMaxSizeGb", size, f"Civo sells object storage in steps of {BUCKET_SIZE_STEP_GB} GB",
+               f"pulumi config set bucketMaxSizeGb {max(BUCKET_SIZE_STEP_GB, size // 500 * 500)}")
+    prefix = r.string("modelPrefix")
+    if not _PREFIX.match(prefix) or prefix.startswith("/") or ".." in prefix.split("/"):
+        r.fail("modelPrefix", prefix, "must be a relative key prefix ending in '/', without '..'",
+               "pulumi config set modelPrefix models/")
+    protect = r.flag("protectData") or environment == "prod"
+    return StoreSettings(region=region, max_size_gb=size, model_prefix=prefix, protect=protect)
+
+
+def _github(r: _Reader) -> GitHubSettings | None:
+    slug = r.string("githubRepository")
+    environments = r.string_list("githubEnvironments")
+    for env in environments:
+        if env not in ENVIRONMENTS:
+            r.fail("githubEnvironments", env, f"must be one of {', '.join(ENVIRONMENTS)}")
+    if not slug:
+        if environments:
+            r.fail("githubEnvironments", list(environments), "needs githubRepository to be set",
+                   "pulumi config set githubRepository <owner>/<repo>")
+        return None
+    owner, _, repo = slug.partition("/")
+    if not (_GH_OWNER.match(owner) and _GH_REPO.match(repo) and repo not in (".", "..")):
+        r.fail("githubRepository", slug, "must be <owner>/<repo> with GitHub's allowed characters",
+               "pulumi config set githubRepository acme/gpu-platform")
+    return GitHubSettings(owner=owner, repository=repo, environments=environments)
+
+
+def _registry(r: _Reader, source: ConfigSource) -> RegistrySettings:
+    server = r.string("registry", normalise=str.lower)
+    if not _REGISTRY_HOST.match(server):
+        r.fail("registry", server, "must be a registry host such as ghcr.io", "pulumi config set registry ghcr.io")
+    return RegistrySettings(server=server, username=r.string("registryUsername"),
+                            password=source.get_secret("registryPassword"))
+
+
+def _images(r: _Reader, registry: RegistrySettings) -> ImageSettings:
+    build = r.flag("buildImages")
+    repository = r.string("imageRepository", normalise=str.lower)
+    if repository and not _IMAGE_REPO.match(repository):
+        r.fail("imageRepository", repository, "must be <registry>/<path>, lower case, e.g. ghcr.io/acme/gpu-platform",
+               "pulumi config set imageRepository ghcr.io/<owner>/gpu-platform")
+    if build:
+        if not repository:
+            r.fail("imageRepository", repository, "buildImages is true, so images need a repository to push to",
+                   "pulumi config set imageRepository ghcr.io/<owner>/gpu-platform")
+        if not registry.username or registry.password is None:
+            r.fail("registryUsername", registry.username,
+                   f"buildImages is true, so pushing to {registry.server} needs registryUsername and a secret "
+                   "registryPassword",
+                   "pulumi config set registryUsername <user> && pulumi config set --secret registryPassword <token>")
+    platforms = r.string_list("imagePlatforms")
+    for platform in platforms:
+        if platform not in ("linux/amd64", "linux/arm64"):
+            r.fail("imagePlatforms", platform, "must be linux/amd64 or linux/arm64")
+    return ImageSettings(build=build, repository=repository, platforms=platforms)
+
+
+def load_settings(source: ConfigSource, *, project: str, stack: str) -> PlatformSettings:
+    """Parse and validate every key; raise one :class:`SettingsError` listing all problems."""
+    problems: list[str] = []
+    r = _Reader(source, problems)
+    environment = r.string("environment", ENVIRONMENTS)
+    cluster = _cluster(r, environment)
+    store = _store(r, cluster.region, environment)
+    namespace = r.string("modelNamespace")
+    if not _DNS_LABEL.match(namespace) or namespace.startswith("kube-"):
+        r.fail("modelNamespace", namespace, "must be a DNS label (a-z, 0-9, '-') not starting with 'kube-'",
+               "pulumi config set modelNamespace models")
+    github = _github(r)
+    registry = _registry(r, source)
+    images = _images(r, registry)
+    hf_token = source.get_secret("hfToken")
+    if hf_token is None and github is not None:
+        problems.append(f"{PROJECT}:hfToken is not set, but githubRepository needs it for the Actions secret "
+                        "HF_TOKEN. Fix: pulumi config set --secret hfToken <token>")
+    if problems:
+        raise SettingsError(problems)
+    return PlatformSettings(
+        project=project,
+        stack=stack,
+        environment=environment,
+        cluster=cluster,
+        store=store,
+        model_namespace=namespace,
+        github=github,
+        registry=registry,
+        images=images,
+        hf_token=hf_token,
+    )
+
+
+class PulumiConfigSource:
+    """Adapts ``pulumi.Config`` (the only place the program reads config)."""
+
+    def __init__(self) -> None:
+        self._config = pulumi.Config()
+
+    def get(self, key: str) -> str | None:
+        return self._config.get(key)
+
+    def get_secret(self, key: str) -> pulumi.Output[str] | None:
+        return self._config.get_secret(key)
+
+
+def from_pulumi_config() -> PlatformSettings:
+    return load_settings(PulumiConfigSource(), project=pulumi.get_project(), stack=pulumi.get_stack())

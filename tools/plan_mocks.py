@@ -1,0 +1,203 @@
+"""Pulumi mocks that stand in for Civo, Kubernetes, GitHub and docker-build offline.
+
+They answer like the real providers would after a create: ids, auto-generated names,
+Civo's kubeconfig (as a secret, as the SDK marks it) and bucket URL, digests of pushed
+images. Invokes are answered from ``components.catalog``, the same table settings validate
+against. A recording monitor keeps what the engine would see for every resource (parent,
+provider, protect, retainOnDelete, ...) so the plan can print a tree and tests can assert it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.rpc import wrap_rpc_secret
+
+from components import catalog
+
+
+def _digest(*parts: str, length: int = 64) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:length]
+
+
+def fake_kubeconfig(cluster: str, endpoint: str) -> str:
+    token = "offline-" + _digest("kubeconfig", cluster, length=24)
+    return (
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- cluster:\n    server: {endpoint}\n  name: {cluster}\n"
+        f"contexts:\n- context:\n    cluster: {cluster}\n    user: {cluster}-admin\n  name: {cluster}\n"
+        f"current-context: {cluster}\n"
+        f"users:\n- name: {cluster}-admin\n  user:\n    token: {token}\n"
+    )
+
+
+@dataclass
+class ResourceRecord:
+    """One registered resource, as the engine would see it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    provider: str
+    inputs: dict[str, Any]
+    state: dict[str, Any] = field(default_factory=dict)
+    protect: bool = False
+    retain_on_delete: bool = False
+    replace_on_changes: list[str] = field(default_factory=list)
+    additional_secret_outputs: list[str] = field(default_factory=list)
+    ignore_changes: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+
+
+class RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, plus a record of each registration's options."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.records: dict[str, ResourceRecord] = {}
+        self.order: list[str] = []
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        registration = self.resources.get(response.urn)
+        record = ResourceRecord(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            custom=bool(request.custom),
+            provider=request.provider,
+            inputs=rpc.deserialize_properties(request.object),
+            state=dict(registration.state) if registration else {},
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            replace_on_changes=list(request.replaceOnChanges),
+            additional_secret_outputs=list(request.additionalSecretOutputs),
+            ignore_changes=list(request.ignoreChanges),
+            dependencies=list(request.dependencies),
+        )
+        self.records[response.urn] = record
+        self.order.append(response.urn)
+        return response
+
+
+class PlatformMocks(pulumi.runtime.Mocks):
+    """Provider stand-ins: deterministic ids and names, secrets where providers mark them."""
+
+    def __init__(self, project: str, stack: str) -> None:
+        self.project = project
+        self.stack = stack
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        rid = f"{args.name}-{_digest(self.stack, args.typ, args.name, length=8)}"
+        state = dict(inputs)
+        typ = args.typ
+        if typ == "pulumi:pulumi:StackReference":
+            return rid, {"outputs": {}, "secretOutputNames": []}
+        if typ == "civo:index/network:Network":
+            state.update(name=inputs.get("label"), default=False)
+        elif typ == "civo:index/kubernetesCluster:KubernetesCluster":
+            name = inputs.get("name") or rid
+            endpoint = f"https://{_digest(name, length=8)}.k8s.civo.com:6443"
+            state.update(
+                name=name,
+                apiEndpoint=endpoint,
+                kubeconfig=wrap_rpc_secret(fake_kubeconfig(name, endpoint)),
+                status="ACTIVE",
+                ready=True,
+                masterIp="203.0.113.10",
+                dnsEntry=f"{_digest(name, length=8)}.k8s.civo.com",
+            )
+            rid = _uuid(name)
+        elif typ == "civo:index/kubernetesNodePool:KubernetesNodePool":
+            count = int(inputs.get("nodeCount", 1))
+            state.update(instanceNames=[f"{args.name}-node-{i}" for i in range(count)])
+        elif typ == "civo:index/objectStoreCredential:ObjectStoreCredential":
+            # The provider does not mark the secret key secret: components must wrap it.
+            state.update(
+                accessKeyId="OFFLINE" + _digest("ak", args.name, length=13).upper(),
+                secretAccessKey="offline-" + _digest("sk", args.name, length=32),
+                status="ready",
+            )
+        elif typ == "civo:index/objectStore:ObjectStore":
+            region = str(inputs.get("region") or "LON1")
+            state.update(
+                name=f"{inputs.get('name') or args.name}-{_digest('bucket', args.name, length=6)}",
+                bucketUrl=f"objectstore.{region.lower()}.civo.com",
+                status="ready",
+            )
+        elif typ.startswith("kubernetes:") and not typ.startswith("kubernetes:helm.sh") \
+                and not typ.startswith("pulumi:providers"):
+            metadata = dict(inputs.get("metadata") or {})
+            if not metadata.get("name"):
+                metadata["name"] = f"{args.name}-{_digest('k8s', args.name, length=8)}"
+            if _is_namespaced(typ) and not metadata.get("namespace"):
+                metadata["namespace"] = "default"
+            inputs["metadata"] = metadata
+            state["metadata"] = metadata
+        elif typ == "kubernetes:helm.sh/v3:Release":
+            state.update(status={"status": "deployed", "name": inputs.get("name") or rid,
+                                 "namespace": inputs.get("namespace"), "version": inputs.get("version")})
+        elif typ == "docker-build:index:Image":
+            tags = inputs.get("tags") or [args.name]
+            repo = str(tags[0]).rsplit(":", 1)[0] if ":" in str(tags[0]).split("/")[-1] else str(tags[0])
+            digest = "sha256:" + _digest("image", args.name, str(inputs.get("contextHash", "")))
+            push = bool(inputs.get("push"))
+            state.update(digest=digest, ref=f"{repo}@{digest}" if push else str(tags[0]),
+                         contextHash=_digest("ctx", args.name))
+        elif typ.startswith("github:"):
+            state.update(createdAt="2026-01-01T00:00:00Z", updatedAt="2026-01-01T00:00:00Z")
+        return rid, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "civo:index/getSize:getSize":
+            sizes = [catalog.size_as_api_result(s) for s in catalog.SIZES.values()]
+            return {"sizes": _apply_filters(sizes, args.args.get("filters") or [])}
+        if args.token == "civo:index/getKubernetesVersion:getKubernetesVersion":
+            versions = [
+                {"version": v, "label": f"v{v}", "type": "k3s", "default": v == catalog.DEFAULT_KUBERNETES_VERSION}
+                for v in catalog.KUBERNETES_VERSIONS
+            ]
+            return {"versions": _apply_filters(versions, args.args.get("filters") or [])}
+        raise NotImplementedError(f"the offline plan has no answer for invoke {args.token!r}; add it to tools/plan_mocks.py")
+
+
+def _apply_filters(rows: list[dict[str, Any]], filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Civo's data-source filters: key, values, matchBy (exact|re|substring)."""
+    import re
+
+    def keep(row: dict[str, Any], flt: dict[str, Any]) -> bool:
+        key = flt.get("key")
+        values = [str(v) for v in flt.get("values") or []]
+        mode = flt.get("matchBy") or flt.get("match_by") or "exact"
+        actual = str(row.get(key, "")).lower() if isinstance(row.get(key), bool) else str(row.get(key, ""))
+        if mode == "substring":
+            return any(v in actual for v in values)
+        if mode == "re":
+            return any(re.search(v, actual) for v in values)
+        return actual in values
+
+    return [row for row in rows if all(keep(row, f) for f in filters)]
+
+
+def _uuid(seed: str) -> str:
+    h = _digest("uuid", seed, length=32)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+                   "PriorityClass", "StorageClass", "RuntimeClass", "PersistentVolume"}
+
+
+def _is_namespaced(typ: str) -> bool:
+    return typ.rsplit(":", 1)[-1] not in _CLUSTER_SCOPED
