@@ -126,7 +126,8 @@ def run_plan(stack: str, overrides: Mapping[str, Any] | None = None,
         outputs, raw, secret_names = _sync_await(_resolve_outputs(stack_resource.outputs))  # type: ignore[union-attr]
     finally:
         sys.path.remove(str(root))
-    resources = [monitor.records[urn] for urn in monitor.order]
+    # Registration happens on worker threads, so its order varies: sort for stable diffs.
+    resources = [monitor.records[urn] for urn in sorted(monitor.order)]
     return PlanResult(stack, resources, outputs, secret_names, raw, warnings)
 
 
@@ -303,11 +304,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
     parser.add_argument("--out", type=Path, help="folder for rendered manifests (default: out/plan/<stack>)")
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key for this plan only (JSON values allowed), e.g. gpuNodeCount=3")
     args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {}
+    for item in args.config:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--config expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     out_dir = args.out or REPO / "out" / "plan" / args.stack
     started = time.perf_counter()
     try:
-        result = run_plan(args.stack)
+        result = run_plan(args.stack, overrides)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

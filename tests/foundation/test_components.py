@@ -1,0 +1,176 @@
+"""GpuCluster and ModelStore under mocks: the inputs each Civo/k8s resource gets."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+from pulumi.runtime.rpc import is_rpc_secret
+
+from components import catalog
+from components.cluster import gpu_operator_values
+from components.model_store import normalise_endpoint
+from tools.offline_plan import PlanResult
+
+NODE_POOL = "civo:index/kubernetesNodePool:KubernetesNodePool"
+CLUSTER = "civo:index/kubernetesCluster:KubernetesCluster"
+FIREWALL = "civo:index/firewall:Firewall"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+HELM = "kubernetes:helm.sh/v3:Release"
+CREDENTIAL = "civo:index/objectStoreCredential:ObjectStoreCredential"
+BUCKET = "civo:index/objectStore:ObjectStore"
+
+
+def test_gpu_pool_is_labelled_tainted_and_replaced_on_resize(stack_plan) -> None:
+    pool = stack_plan("dev").one(NODE_POOL)
+    assert pool.inputs["size"] == "an.g1.l40s.kube.x1"
+    assert pool.inputs["nodeCount"] == 1
+    assert pool.inputs["labels"] == {"gpu-platform/pool": "gpu"}
+    assert pool.inputs["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
+    assert pool.replace_on_changes == ["size"]
+    assert "label" not in pool.inputs  # a fixed label would collide when the pool is replaced
+
+
+def test_gpu_pool_belongs_to_the_cluster(stack_plan) -> None:
+    plan = stack_plan("prod")
+    cluster = plan.one(CLUSTER)
+    pool = plan.one(NODE_POOL)
+    assert pool.inputs["clusterId"] == plan.raw_outputs["clusterId"]
+    assert pool.inputs["nodeCount"] == 2 and pool.inputs["size"] == "an.g1.h100.kube.x1"
+    assert cluster.inputs["pools"]["size"] in catalog.CPU_SIZES
+
+
+def test_cluster_writes_its_kubeconfig_and_uses_k3s_with_cilium(stack_plan) -> None:
+    cluster = stack_plan("dev").one(CLUSTER)
+    assert cluster.inputs["writeKubeconfig"] is True
+    assert cluster.inputs["clusterType"] == "k3s"
+    assert cluster.inputs["cni"] == "cilium"
+    assert cluster.ignore_changes == ["tags"]
+    assert "kubernetesVersion" not in cluster.inputs  # dev follows Civo's default
+    assert stack_plan("prod").one(CLUSTER).inputs["kubernetesVersion"] == "1.32.5-k3s1"
+
+
+def test_firewall_opens_only_the_api_port_to_the_configured_cidrs(stack_plan) -> None:
+    firewall = stack_plan("prod").one(FIREWALL)
+    assert firewall.inputs["createDefaultRules"] is False
+    [rule] = firewall.inputs["ingressRules"]
+    assert rule["portRange"] == "6443" and rule["protocol"] == "tcp" and rule["action"] == "allow"
+    assert rule["cidrs"] == ["198.51.100.0/24", "203.0.113.16/28"]
+
+
+def test_firewall_follows_config_overrides(plan_with) -> None:
+    plan = plan_with("dev", apiAllowedCidrs=["192.0.2.0/24"])
+    [rule] = plan.one(FIREWALL).inputs["ingressRules"]
+    assert rule["cidrs"] == ["192.0.2.0/24"]
+
+
+def test_kubernetes_provider_gets_the_secret_kubeconfig_and_a_stable_identity(stack_plan) -> None:
+    plan = stack_plan("dev")
+    provider = plan.one(K8S_PROVIDER)
+    assert is_rpc_secret(provider.inputs["kubeconfig"])
+    assert provider.inputs["clusterIdentifier"] == plan.raw_outputs["clusterId"]
+    assert provider.inputs["enableServerSideApply"] == "true"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_kubernetes_object_uses_the_cluster_provider(stack_plan, stack: str) -> None:
+    plan: PlanResult = stack_plan(stack)
+    provider = plan.one(K8S_PROVIDER)
+    k8s_resources = [r for r in plan.resources if r.type.startswith("kubernetes:") and r.custom]
+    assert k8s_resources
+    for record in k8s_resources:
+        assert record.provider.startswith(provider.urn + "::"), (record.type, record.name, record.provider)
+
+
+def test_gpu_operator_is_installed_for_civo(stack_plan) -> None:
+    release = stack_plan("dev").one(HELM)
+    assert release.inputs["chart"] == "gpu-operator"
+    assert release.inputs["version"] == catalog.GPU_OPERATOR_CHART_VERSION
+    assert release.inputs["repositoryOpts"]["repo"] == catalog.GPU_OPERATOR_REPO
+    values = release.inputs["values"]
+    assert values["toolkit"]["enabled"] is False  # Civo's GPU image ships the toolkit
+    assert values["driver"]["enabled"] is True and values["devicePlugin"]["enabled"] is True
+    assert "kernelModuleConfig" not in values["driver"]
+
+
+def test_single_h100_nodes_get_nvlink_disabled(stack_plan) -> None:
+    plan = stack_plan("prod")
+    assert plan.one(HELM).inputs["values"]["driver"]["kernelModuleConfig"] == {"name": "nvidia-kernel-config"}
+    [config_map] = [m for m in plan.manifests() if m["kind"] == "ConfigMap"
+                    and m["metadata"]["name"] == "nvidia-kernel-config"]
+    assert config_map["data"]["nvidia.conf"] == "options nvidia NVreg_NvLinkDisable=1"
+    assert "kernelModuleConfig" not in gpu_operator_values(catalog.SIZES["an.g1.h100.kube.x2"])["driver"]
+
+
+def test_gpu_scheduling_outputs_match_the_pool(stack_plan) -> None:
+    plan = stack_plan("dev")
+    pool = plan.one(NODE_POOL)
+    selector = plan.outputs["gpuNodeSelector"]
+    assert selector.items() <= pool.inputs["labels"].items()
+    [toleration] = plan.outputs["gpuTolerations"]
+    [taint] = pool.inputs["taints"]
+    assert toleration["key"] == taint["key"] and toleration["effect"] == taint["effect"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_kubeconfig_output_is_secret(stack_plan, stack: str) -> None:
+    plan = stack_plan(stack)
+    assert "kubeconfig" in plan.secret_outputs
+    assert plan.outputs["kubeconfig"] == "[secret]"
+    assert "apiVersion: v1" in plan.raw_outputs["kubeconfig"]
+
+
+def test_model_store_credential_is_explicit_and_its_secret_wrapped(stack_plan) -> None:
+    plan = stack_plan("dev")
+    credential = plan.one(CREDENTIAL)
+    bucket = plan.one(BUCKET)
+    assert credential.additional_secret_outputs == ["secretAccessKey"]
+    assert bucket.inputs["accessKeyId"] == credential.state["accessKeyId"]
+    assert bucket.inputs["region"] == credential.inputs["region"] == "LON1"
+    assert bucket.inputs["maxSizeGb"] == 500
+
+
+@pytest.mark.parametrize(("stack", "protected"), [("dev", False), ("prod", True)])
+def test_prod_protects_and_retains_the_data(stack_plan, stack: str, protected: bool) -> None:
+    plan = stack_plan(stack)
+    for record in (plan.one(BUCKET), plan.one(CREDENTIAL)):
+        assert record.protect is protected and record.retain_on_delete is protected, record.name
+    assert plan.one(CLUSTER).protect is False
+
+
+def test_protect_data_flag_protects_dev_too(plan_with) -> None:
+    assert plan_with("dev", protectData=True).one(BUCKET).protect is True
+
+
+def test_store_endpoint_output_is_a_url(stack_plan) -> None:
+    assert stack_plan("dev").outputs["modelStoreEndpoint"] == "https://objectstore.lon1.civo.com"
+
+
+@pytest.mark.parametrize(
+    ("bucket_url", "expected"),
+    [
+        ("objectstore.lon1.civo.com", "https://objectstore.lon1.civo.com"),
+        ("https://objectstore.civo.com/bucketA-zqws", "https://objectstore.civo.com"),
+        ("http://127.0.0.1:9000/b", "http://127.0.0.1:9000"),
+        (None, "https://objectstore.fra1.civo.com"),
+    ],
+)
+def test_endpoint_normalisation(bucket_url: str | None, expected: str) -> None:
+    assert normalise_endpoint(bucket_url, "FRA1") == expected
+
+
+@pulumi.runtime.test
+def test_model_store_secret_outputs_are_secret_on_the_component() -> pulumi.Output:
+    """Directly on the component: the wrapped credential outputs read as secret."""
+    from components.model_store import ModelStore, ModelStoreArgs
+    from components.settings import StoreSettings
+    from tools.plan_mocks import PlatformMocks
+
+    pulumi.runtime.set_mocks(PlatformMocks("gpu-platform", "unit"), project="gpu-platform", stack="unit")
+    store = ModelStore("unit", ModelStoreArgs(StoreSettings("LON1", 500, "models/", True), "gpu-platform-unit"))
+
+    async def check() -> None:
+        assert await store.secret_access_key.is_secret()
+        assert await store.access_key_id.is_secret()
+        assert not await store.bucket.is_secret()
+
+    return pulumi.Output.from_input(check())

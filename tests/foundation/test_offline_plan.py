@@ -1,0 +1,77 @@
+"""The offline plan as a reviewer runs it: a real subprocess, real stack files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import outputs as contract
+
+REPO = Path(__file__).resolve().parents[2]
+CANARY_TOKEN = "hf_canaryOfflinePlanToken0123456789abcdef"
+CANARY_PASSWORD = "ghp_canaryRegistryPassword0123456789abcd"
+
+
+def run_plan_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.offline_plan", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_plan_prints_the_tree_and_writes_manifests_without_any_secret(tmp_path: Path, stack: str) -> None:
+    out = tmp_path / stack
+    proc = run_plan_cli("--stack", stack, "--out", str(out),
+                        env={"HF_TOKEN": CANARY_TOKEN, "REGISTRY_PASSWORD": CANARY_PASSWORD})
+    assert proc.returncode == 0, proc.stderr
+    assert f"Offline plan of stack '{stack}'" in proc.stdout
+    assert "+ civo:index/kubernetesNodePool:KubernetesNodePool  gpu-gpu-pool  (parent: gpu)" in proc.stdout
+    assert "kubeconfig: \"[secret]\"" in proc.stdout
+    files = sorted(out.iterdir())
+    manifests = [yaml.safe_load(p.read_text()) for p in files if p.suffix == ".yaml" and not p.name.startswith("helm-")]
+    assert any(m["kind"] == "Namespace" for m in manifests)
+    assert all({"apiVersion", "kind", "metadata"} <= m.keys() for m in manifests)
+    everything = proc.stdout + proc.stderr + "".join(p.read_text() for p in files)
+    for secret in (CANARY_TOKEN, CANARY_PASSWORD, "offline-"):  # 'offline-' prefixes mocked credentials
+        assert secret not in everything
+
+
+def test_plan_outputs_file_masks_secrets(tmp_path: Path) -> None:
+    proc = run_plan_cli("--stack", "dev", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    outputs = yaml.safe_load((tmp_path / "outputs.json").read_text())
+    assert outputs[contract.KUBECONFIG] == "[secret]"
+    assert set(outputs) <= set(contract.STACK_OUTPUTS)
+
+
+def test_bad_config_exits_nonzero_with_only_the_settings_error(tmp_path: Path) -> None:
+    proc = run_plan_cli("--stack", "prod", "--out", str(tmp_path),
+                        "--config", "gpuNodeSize=g4s.kube.small", "--config", "gpuNodeCount=0")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == "error: invalid stack configuration (2 problem(s)):"
+    assert any("gpu-platform:gpuNodeSize = 'g4s.kube.small'" in line for line in lines)
+    assert any("gpu-platform:gpuNodeCount = 0" in line for line in lines)
+    assert "Traceback" not in proc.stderr
+    assert not tmp_path.joinpath("outputs.json").exists()
+
+
+def test_unknown_stack_is_named(tmp_path: Path) -> None:
+    proc = run_plan_cli("--stack", "qa", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert "no stack file Pulumi.qa.yaml; known stacks: dev, prod" in proc.stderr
+
+
+def test_plan_is_repeatable_in_one_process(stack_plan, plan_with) -> None:
+    first = stack_plan("dev")
+    again = plan_with("dev")
+    assert [r.urn for r in again.resources] == [r.urn for r in first.resources]
+    assert again.outputs == first.outputs

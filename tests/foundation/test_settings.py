@@ -1,0 +1,160 @@
+"""Settings: every key parsed once, bad values rejected together, each with its fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from components import catalog
+from components.settings import DEFAULTS, SettingsError, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class DictConfig:
+    """A ConfigSource over plain values, encoded the way the Pulumi CLI hands them over."""
+
+    def __init__(self, values: dict[str, Any], secrets: dict[str, str] | None = None) -> None:
+        self.values = values
+        self.secrets = secrets or {}
+
+    def get(self, key: str) -> str | None:
+        if key not in self.values:
+            return None
+        value = self.values[key]
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def get_secret(self, key: str) -> pulumi.Output[str] | None:
+        return pulumi.Output.secret(self.secrets[key]) if key in self.secrets else None
+
+
+def load(values: dict[str, Any], secrets: dict[str, str] | None = None):
+    return load_settings(DictConfig(values, secrets), project="gpu-platform", stack="test")
+
+
+def problems_of(values: dict[str, Any], secrets: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        load(values, secrets)
+    return caught.value.problems
+
+
+def test_defaults_make_a_valid_dev_stack() -> None:
+    settings = load({})
+    assert settings.environment == "dev"
+    assert settings.cluster.region == "LON1"
+    assert settings.cluster.gpu_size.is_gpu
+    assert settings.store.protect is False
+    assert settings.name_prefix == "gpu-platform-test"
+
+
+def test_prod_protects_data_even_without_the_flag() -> None:
+    settings = load({"environment": "prod", "apiAllowedCidrs": ["198.51.100.0/24"]})
+    assert settings.is_prod and settings.store.protect is True
+
+
+def test_settings_are_frozen() -> None:
+    settings = load({})
+    with pytest.raises(Exception):
+        settings.cluster.gpu_node_count = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "needle"),
+    [
+        ({"region": "AMS3"}, "region", "known: LON1"),
+        ({"region": "FRA1"}, "region", "GPU Kubernetes only in LON1"),
+        ({"environment": "qa"}, "environment", "must be one of dev, staging, prod"),
+        ({"gpuNodeSize": "g4s.kube.large"}, "gpuNodeSize", "CPU-only size"),
+        ({"gpuNodeSize": "an.g1.l40s.x1"}, "gpuNodeSize", "unknown GPU node size"),
+        ({"systemNodeSize": "an.g1.l40s.kube.x1"}, "systemNodeSize", "is a GPU size"),
+        ({"gpuNodeCount": 0}, "gpuNodeCount", "between 1 and 20"),
+        ({"systemNodeCount": 2.5}, "systemNodeCount", "whole number"),
+        ({"gpuNodeCount": "three"}, "gpuNodeCount", "must be JSON"),
+        ({"kubernetesVersion": "1.32"}, "kubernetesVersion", "must look like 1.32.5-k3s1"),
+        ({"kubernetesVersion": "1.32.5-k3s1-gpu"}, "kubernetesVersion", "'-gpu' k3s labels are rejected"),
+        ({"kubernetesVersion": "1.20.0-k3s1"}, "kubernetesVersion", "not an offered version"),
+        ({"apiAllowedCidrs": ["10.0.0.300/8"]}, "apiAllowedCidrs", "not a valid CIDR"),
+        ({"apiAllowedCidrs": ["10.1.2.3/8"]}, "apiAllowedCidrs", "host bits"),
+        ({"apiAllowedCidrs": []}, "apiAllowedCidrs", "at least one CIDR"),
+        ({"environment": "prod"}, "apiAllowedCidrs", "prod refuses to open the Kubernetes API"),
+        ({"bucketMaxSizeGb": 750}, "bucketMaxSizeGb", "steps of 500"),
+        ({"bucketMaxSizeGb": 100}, "bucketMaxSizeGb", "between 500 and 10000"),
+        ({"modelPrefix": "/models"}, "modelPrefix", "relative key prefix ending in '/'"),
+        ({"modelPrefix": "a/../b/"}, "modelPrefix", "without '..'"),
+        ({"cni": "calico"}, "cni", "must be one of cilium, flannel"),
+        ({"modelNamespace": "Models_NS"}, "modelNamespace", "DNS label"),
+        ({"githubRepository": "acme"}, "githubRepository", "<owner>/<repo>"),
+        ({"githubRepository": "-acme-/repo"}, "githubRepository", "<owner>/<repo>"),
+        ({"githubEnvironments": ["dev"]}, "githubEnvironments", "needs githubRepository"),
+        ({"allowPublicApiAccess": "yes", "environment": "prod"}, "allowPublicApiAccess", "true or false"),
+        ({"gpuOperatorVersion": "25.10"}, "gpuOperatorVersion", "like v25.10.1"),
+        ({"buildImages": True}, "imageRepository", "need a repository"),
+        ({"imageRepository": "GHCR.io/Acme Repo"}, "imageRepository", "<registry>/<path>"),
+    ],
+)
+def test_bad_value_is_rejected_with_key_value_and_fix(values: dict[str, Any], key: str, needle: str) -> None:
+    problems = problems_of(values)
+    mine = [p for p in problems if p.startswith(f"gpu-platform:{key} ")]
+    assert mine, f"no problem reported for {key}: {problems}"
+    assert any(needle in p for p in mine), mine
+    assert all("Fix:" in p for p in mine)
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    problems = problems_of({"region": "NOPE", "gpuNodeCount": 99, "bucketMaxSizeGb": 501, "cni": "x"})
+    keys = {p.split(" ", 1)[0] for p in problems}
+    assert {"gpu-platform:region", "gpu-platform:gpuNodeCount", "gpu-platform:bucketMaxSizeGb",
+            "gpu-platform:cni"} <= keys
+    message = str(SettingsError(problems))
+    assert message.startswith(f"invalid stack configuration ({len(problems)} problem(s))")
+
+
+def test_prod_accepts_public_api_only_with_explicit_override() -> None:
+    settings = load({"environment": "prod", "allowPublicApiAccess": True})
+    assert settings.cluster.api_allowed_cidrs == ("0.0.0.0/0",)
+
+
+def test_github_repository_needs_the_hf_token() -> None:
+    problems = problems_of({"githubRepository": "acme/gpu-platform"})
+    assert any("pulumi config set --secret hfToken" in p for p in problems)
+    settings = load({"githubRepository": "acme/gpu-platform"}, secrets={"hfToken": "hf_placeholder"})
+    assert settings.github is not None and settings.github.repository == "gpu-platform"
+
+
+def test_building_images_needs_registry_credentials() -> None:
+    problems = problems_of({"buildImages": True, "imageRepository": "ghcr.io/acme/gpu-platform"})
+    assert any(p.startswith("gpu-platform:registryUsername") and "registryPassword" in p for p in problems)
+
+
+def test_region_is_case_insensitive() -> None:
+    assert load({"region": "lon1"}).cluster.region == "LON1"
+
+
+def _declared_config() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "Pulumi.yaml").read_text())["config"]
+
+
+def test_pulumi_yaml_declares_every_plain_key_with_the_same_default() -> None:
+    declared = _declared_config()
+    undeclared_on_purpose = {"models"}  # a list of objects: Pulumi.yaml's types cannot express it
+    assert set(declared) == set(DEFAULTS) - undeclared_on_purpose
+    for key, decl in declared.items():
+        assert decl["default"] == DEFAULTS[key], key
+        assert decl["description"], key
+        expected_type = {bool: "boolean", int: "integer", str: "string", list: "array"}[type(DEFAULTS[key])]
+        assert decl["type"] == expected_type, key
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_committed_stack_files_are_valid(stack: str) -> None:
+    raw = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
+    assert raw["pulumi:disable-default-providers"] == ["kubernetes"]
+    values = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("gpu-platform:")}
+    settings = load(values, secrets={"hfToken": "hf_placeholder"})
+    assert settings.environment == stack
+    assert catalog.REGIONS[settings.cluster.region].gpu_kubernetes
