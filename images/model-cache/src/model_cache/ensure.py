@@ -1,0 +1,325 @@
+"""ensure: make the bucket hold a complete, verified snapshot of the model at its commit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from . import __version__, hub, s3
+from .config import Settings
+from .errors import HubUnreachable, IntegrityError, LeaseLost, ModelCacheError, NotCachedError
+from .layout import COMMIT_SHA, MANIFEST_NAME, Layout, validate_file_path
+from .lease import Lease
+from .progress import Progress, duration, human
+
+log = logging.getLogger("model_cache")
+
+
+class DiskBudget:
+    """Bytes of DOWNLOAD_DIR in use: a download waits until its file fits (one file always may)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int, cancelled: threading.Event) -> None:
+        with self._cond:
+            while self.used > 0 and self.used + n > self.limit:
+                if cancelled.is_set():
+                    raise ModelCacheError("cancelled")
+                self._cond.wait(0.5)
+            self.used += n
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+def read_manifest(client, s: Settings, layout: Layout, sha: str) -> dict | None:
+    got = s3.get_json(client, s.bucket, layout.manifest_key(sha))
+    if got is None:
+        return None
+    doc = got[0]
+    if doc.get("sha") != sha or doc.get("repo") != s.repo_id or not isinstance(doc.get("files"), list):
+        raise IntegrityError(f"manifest s3://{s.bucket}/{layout.manifest_key(sha)} does not describe "
+                             f"{s.repo_id}@{sha}")
+    for entry in doc["files"]:
+        if not isinstance(entry, dict):
+            raise IntegrityError("manifest has a malformed file entry")
+        validate_file_path(entry.get("path"), origin="the manifest")
+    return doc
+
+
+def resolve_cached_sha(client, s: Settings, layout: Layout) -> str | None:
+    """The sha a revision points to, from the bucket only (the ref object written by ensure)."""
+    if COMMIT_SHA.match(s.revision):
+        return s.revision
+    got = s3.get_json(client, s.bucket, layout.ref_key(s.revision))
+    if got is None:
+        return None
+    sha = got[0].get("sha")
+    return sha if isinstance(sha, str) and COMMIT_SHA.match(sha) else None
+
+
+def write_ref(client, s: Settings, layout: Layout, sha: str) -> None:
+    if COMMIT_SHA.match(s.revision):
+        return
+    current = s3.get_json(client, s.bucket, layout.ref_key(s.revision))
+    if current is not None and current[0].get("sha") == sha:
+        return
+    s3.put_json(client, s.bucket, layout.ref_key(s.revision),
+                {"repo": s.repo_id, "revision": s.revision, "sha": sha, "updated": time.time()})
+
+
+def _covers(manifest: dict, wanted: list[hub.RemoteFile]) -> bool:
+    have = {e["path"]: e for e in manifest["files"]}
+    for f in wanted:
+        e = have.get(f.path)
+        if e is None or (f.size is not None and e.get("size") != f.size):
+            return False
+        if f.sha256 is not None and e.get("sha256") != f.sha256:
+            return False
+    return True
+
+
+def ensure(s: Settings) -> int:
+    client = s3.make_client(s)
+    layout = Layout(s.prefix, s.repo_id)
+    _check_bucket(client, s)
+    try:
+        snap = hub.resolve(s)
+    except HubUnreachable as exc:
+        # Hub down: a snapshot that is already complete is still good to serve.
+        sha = resolve_cached_sha(client, s, layout)
+        if sha and read_manifest(client, s, layout, sha) is not None:
+            log.warning("%s; using the cached snapshot %s of %s@%s", exc, sha, s.repo_id, s.revision)
+            return 0
+        raise
+    wanted = hub.select(snap.files, s.allow_patterns, s.ignore_patterns)
+    if any(f.path == MANIFEST_NAME for f in wanted):
+        raise ModelCacheError(f"the repo has a top-level {MANIFEST_NAME}, which collides with the cache "
+                              f"manifest key; exclude it with MODEL_IGNORE_PATTERNS={MANIFEST_NAME}")
+    log.info("%s@%s is commit %s: %d file(s), %s selected", s.repo_id, s.revision, snap.sha, len(wanted),
+             human(sum(f.size or 0 for f in wanted)))
+
+    lease = None
+    deadline = time.monotonic() + s.wait_timeout
+    waiting_logged = 0.0
+    while True:
+        manifest = read_manifest(client, s, layout, snap.sha)
+        if manifest is not None and _covers(manifest, wanted):
+            write_ref(client, s, layout, snap.sha)
+            log.info("cached: s3://%s/%s (%d files)", s.bucket, layout.manifest_key(snap.sha),
+                     len(manifest["files"]))
+            return 0
+        lease = Lease(client, s, layout.lease_key(snap.sha))
+        if lease.try_acquire():
+            try:
+                # Someone may have finished between our manifest check and the lease.
+                manifest = read_manifest(client, s, layout, snap.sha)
+                if manifest is not None and _covers(manifest, wanted):
+                    write_ref(client, s, layout, snap.sha)
+                    return 0
+                _fill(client, s, layout, snap, wanted, manifest, lease)
+                write_ref(client, s, layout, snap.sha)
+                return 0
+            except LeaseLost as exc:
+                log.warning("%s; waiting for the new holder to finish", exc)
+            finally:
+                lease.release()
+        now = time.monotonic()
+        if now > deadline:
+            raise ModelCacheError(f"gave up after waiting {duration(s.wait_timeout)} for another process to "
+                                  f"cache {s.repo_id}@{snap.sha} (MODEL_CACHE_WAIT_TIMEOUT)")
+        if now - waiting_logged > 30:
+            holder = lease.read()
+            log.info("another process is caching %s@%s (%s); waiting for its manifest", s.repo_id, snap.sha,
+                     (holder[0].get("holder") if holder else "lease just released"))
+            waiting_logged = now
+        time.sleep(s.poll_interval * (0.75 + random.random() / 2))
+
+
+def _check_bucket(client, s: Settings) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_bucket(Bucket=s.bucket)
+    except ClientError as exc:
+        raise s3.describe(exc, f"access to bucket {s.bucket!r}", s) from None
+
+
+def _uploaded_ok(client, s: Settings, key: str, f: hub.RemoteFile) -> dict | None:
+    """A file object from an earlier (interrupted) run that is complete and verified, or None."""
+    h = s3.head(client, s.bucket, key)
+    if h is None:
+        return None
+    meta = {k.lower(): v for k, v in (h.get("Metadata") or {}).items()}
+    if f.size is not None and h.get("ContentLength") != f.size:
+        return None
+    sha = meta.get("sha256")
+    if not sha:
+        return None
+    if f.sha256 is not None:
+        ok = sha == f.sha256
+    elif f.git_oid is not None:
+        ok = meta.get("git-oid") == f.git_oid
+    else:
+        ok = False  # nothing from the Hub to compare with: upload again
+    if not ok:
+        return None
+    return {"path": f.path, "size": h.get("ContentLength"), "sha256": sha, "etag": h.get("ETag", "")}
+
+
+def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[hub.RemoteFile],
+          previous: dict | None, lease: Lease) -> None:
+    from boto3.s3.transfer import TransferConfig
+    from s3transfer.manager import TransferManager
+    from s3transfer.subscribers import BaseSubscriber
+
+    started = time.monotonic()
+    entries: dict[str, dict] = {}
+    if previous:  # widening the pattern set keeps what an earlier manifest already had
+        for e in previous["files"]:
+            entries[e["path"]] = e
+    keys = {f.path: layout.file_key(snap.sha, f.path) for f in wanted}
+
+    # Resume: keep objects an interrupted run already uploaded and verified.
+    todo: list[hub.RemoteFile] = []
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(wanted)))) as pool:
+        for f, ok in zip(wanted, pool.map(lambda f: _uploaded_ok(client, s, keys[f.path], f), wanted)):
+            if ok:
+                entries[f.path] = ok
+            else:
+                todo.append(f)
+    if len(todo) < len(wanted):
+        log.info("resuming: %d of %d file(s) already in the bucket and verified", len(wanted) - len(todo),
+                 len(wanted))
+    todo.sort(key=lambda f: -(f.size or 0))  # big files first: they bound the total time
+    total = sum(f.size or 0 for f in todo)
+
+    work = Path(s.download_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="model-cache-", dir=work))
+    os.chmod(tmp, 0o700)
+    free = shutil.disk_usage(tmp).free
+    budget = DiskBudget(s.max_disk or max(int(free * 0.9), 1))
+    cancelled = threading.Event()
+    down = Progress("download", total, disabled=s.disable_progress, position=0)
+    up = Progress("upload", total, disabled=s.disable_progress, position=1)
+
+    tconfig = TransferConfig(
+        multipart_threshold=s.chunk_size, multipart_chunksize=s.chunk_size,
+        max_concurrency=s.part_concurrency, use_threads=True,
+        # Bounded memory: parts read ahead per upload are what concurrency x chunk allows.
+        max_io_queue=max(4, s.part_concurrency),
+    )
+    manager = TransferManager(client, tconfig)
+    lock = threading.Lock()
+    uploads: list[Future] = []
+
+    class Upload(BaseSubscriber):
+        """Counts bytes; when the upload ends (either way) frees the local file and its disk budget."""
+
+        def __init__(self, dest: Path, n: int):
+            self.dest, self.n = dest, n
+
+        def on_progress(self, future, bytes_transferred, **kwargs):
+            up.update(bytes_transferred)
+
+        def on_done(self, future, **kwargs):
+            self.dest.unlink(missing_ok=True)
+            budget.release(self.n)
+
+    def one(f: hub.RemoteFile):
+        last: Exception | None = None
+        for attempt in range(1, s.file_retries + 1):
+            if cancelled.is_set():
+                return
+            lease.check()
+            budget.acquire(f.size or 0, cancelled)
+            dest = tmp / f"{len(f.path)}-{abs(hash(f.path))}-{attempt}"
+            try:
+                got = hub.download(s, snap, f, dest, down.update)
+            except (IntegrityError, HubUnreachable, OSError) as exc:
+                budget.release(f.size or 0)
+                dest.unlink(missing_ok=True)
+                last = exc
+                if attempt < s.file_retries:
+                    log.warning("%s (attempt %d/%d); retrying", exc, attempt, s.file_retries)
+                    time.sleep(min(2 ** attempt, 10))
+                continue
+            except BaseException:
+                budget.release(f.size or 0)
+                dest.unlink(missing_ok=True)
+                raise
+            lease.check()
+            meta = {"sha256": got.sha256, "model-cache": __version__}
+            if f.git_oid:
+                meta["git-oid"] = f.git_oid
+            entry = {"path": f.path, "size": got.size, "sha256": got.sha256}
+            # Pipelined: the upload starts now, while other files are still downloading.
+            future = manager.upload(str(dest), s.bucket, keys[f.path],
+                                    extra_args={"Metadata": meta, "ContentType": "application/octet-stream"},
+                                    subscribers=[Upload(dest, f.size or 0)])
+            with lock:
+                uploads.append((future, entry))
+            return
+        raise ModelCacheError(f"could not download {f.path} after {s.file_retries} attempts: {last}")
+
+    log.info("caching %d file(s), %s: %d parallel download(s), %d parallel part upload(s) of %s",
+             len(todo), human(total), s.hf_max_workers, s.part_concurrency, human(s.chunk_size))
+    try:
+        with ThreadPoolExecutor(max_workers=s.hf_max_workers, thread_name_prefix="download") as pool:
+            futures = [pool.submit(one, f) for f in todo]
+            done_set, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in done_set:
+                if fut.exception() is not None:
+                    cancelled.set()
+                    for p in pending:
+                        p.cancel()
+                    raise fut.exception()
+        for future, entry in uploads:
+            lease.check()
+            future.result()
+            h = client.head_object(Bucket=s.bucket, Key=keys[entry["path"]])
+            if h.get("ContentLength") != entry["size"]:
+                raise IntegrityError(f"{entry['path']}: S3 holds {h.get('ContentLength')} bytes, uploaded "
+                                     f"{entry['size']}")
+            entry["etag"] = h.get("ETag", "")
+            entries[entry["path"]] = entry
+        manager.shutdown()
+    except BaseException:
+        cancelled.set()
+        manager.shutdown(cancel=True)
+        raise
+    finally:
+        down.close()
+        up.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    lease.check()
+    files = sorted(entries.values(), key=lambda e: e["path"])
+    manifest = {
+        "schema": 1, "tool": "model-cache", "tool_version": __version__,
+        "repo": s.repo_id, "revision": s.revision, "sha": snap.sha, "created": time.time(),
+        "allow_patterns": s.allow_patterns, "ignore_patterns": s.ignore_patterns,
+        "files": files, "total_bytes": sum(int(e["size"]) for e in files),
+    }
+    # Written last: its presence is what "cached" means.
+    s3.put_json(client, s.bucket, layout.manifest_key(snap.sha), manifest)
+    elapsed = time.monotonic() - started
+    log.info("cached %s@%s (%s) in %s: %s new, %s/s; manifest s3://%s/%s", s.repo_id, s.revision, snap.sha,
+             duration(elapsed), human(total), human(total / max(elapsed, 1e-6)), s.bucket,
+             layout.manifest_key(snap.sha))
+
+
+__all__ = ["NotCachedError", "ensure", "read_manifest", "resolve_cached_sha"]

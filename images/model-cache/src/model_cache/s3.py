@@ -1,0 +1,106 @@
+"""S3 client for S3-compatible stores (Civo, Ceph RGW, MinIO, moto) and small helpers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from .config import Settings
+from .errors import ModelCacheError
+
+log = logging.getLogger("model_cache.s3")
+
+PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+def make_client(s: Settings):
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        region_name=s.region,
+        # boto3 >= 1.36 adds CRC checksums by default; S3-compatible stores (Civo) reject them.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": s.addressing_style},
+        retries={"mode": s.s3_retry_mode, "max_attempts": s.s3_max_attempts},
+        connect_timeout=s.connect_timeout,
+        read_timeout=s.read_timeout,
+        max_pool_connections=max(16, s.part_concurrency + s.hf_max_workers + 4),
+        tcp_keepalive=True,
+        user_agent_extra="model-cache",
+    )
+    session = boto3.session.Session(
+        aws_access_key_id=s.access_key,
+        aws_secret_access_key=s.secret_key,
+        region_name=s.region,
+    )
+    return session.client("s3", endpoint_url=s.endpoint_url, config=config)
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code or (str(status) if status else "")
+
+
+def is_precondition_failed(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error_code(exc) in PRECONDITION_CODES or status in (409, 412)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error_code(exc) in NOT_FOUND_CODES or status == 404
+
+
+def describe(exc: BaseException, what: str, s: Settings) -> ModelCacheError:
+    code = error_code(exc)
+    hint = ""
+    if code in ("NoSuchBucket",):
+        hint = f" (bucket {s.bucket!r} does not exist: check S3_BUCKET)"
+    elif code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
+        hint = " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy)"
+    return ModelCacheError(f"S3 {what} failed at {s.endpoint_url}: {code or type(exc).__name__}: {exc}{hint}")
+
+
+def head(client, bucket: str, key: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def get_json(client, bucket: str, key: str) -> tuple[dict[str, Any], str] | None:
+    """(document, ETag) or None when the key does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        resp = client.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    body = resp["Body"].read()
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise ModelCacheError(f"s3://{bucket}/{key} is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise ModelCacheError(f"s3://{bucket}/{key} is not a JSON object")
+    return doc, resp.get("ETag", "")
+
+
+def put_json(client, bucket: str, key: str, doc: dict[str, Any], **conditions) -> str:
+    body = json.dumps(doc, indent=1, sort_keys=True).encode()
+    resp = client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **conditions)
+    return resp.get("ETag", "")
