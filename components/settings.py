@@ -20,6 +20,7 @@ from typing import Any, Callable, Final, Mapping, Protocol, TypeVar
 import pulumi
 
 from components import catalog
+from components.model_settings import ModelSettings, parse_models
 
 PROJECT: Final = "gpu-platform"
 ENVIRONMENTS: Final = ("dev", "staging", "prod")
@@ -138,7 +139,7 @@ class PlatformSettings:
     github: GitHubSettings | None
     registry: RegistrySettings
     images: ImageSettings
-    models: tuple[Any, ...] = ()
+    models: tuple[ModelSettings, ...] = ()
     hf_token: pulumi.Output[str] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -374,6 +375,9 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
     if hf_token is None and github is not None:
         problems.append(f"{PROJECT}:hfToken is not set, but githubRepository needs it for the Actions secret "
                         "HF_TOKEN. Fix: pulumi config set --secret hfToken <token>")
+    models = parse_models(r.raw("models"), gpu_node_size=cluster.gpu_node_size,
+                          gpu_node_count=cluster.gpu_node_count, environment=environment,
+                          hf_token_set=hf_token is not None, problems=problems, project=PROJECT)
     if problems:
         raise SettingsError(problems)
     return PlatformSettings(
@@ -386,6 +390,7 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
         github=github,
         registry=registry,
         images=images,
+        models=models,
         hf_token=hf_token,
     )
 

@@ -1,0 +1,421 @@
+"""The ``models`` stack config: one entry per served model, parsed and validated.
+
+``components/settings.py`` stays the one entry point: ``load_settings`` calls
+:func:`parse_models`, which appends its problems to the same list as every other key, so a
+stack with a bad model entry and a bad region reports both before any resource is
+registered. Each problem names the entry (index and name), the field, the value, what is
+allowed and how to fix it.
+
+One entry (``Pulumi.<stack>.yaml``; only ``name`` and ``repo`` are required)::
+
+    gpu-platform:models:
+      - name: qwen-small                       # DNS-1035 label: Service name and URL host
+        repo: Qwen/Qwen2.5-0.5B-Instruct       # Hugging Face repo id
+        revision: 7ae557604adf67be50417f59c2c2f167def9a775   # prod: a commit sha or a tag
+        runtime: vllm                          # vllm (default) | hf-server
+        gpus: 1                                # per replica; at most the GPUs of one node
+        replicas: 1
+        maxModelLen: 8192                      # vllm only
+        extraArgs: ["--gpu-memory-utilization", "0.90"]   # vllm only
+        quantization: none                     # hf-server only: none | 4bit
+        allowPatterns: ["*.json", "*.safetensors", "tokenizer*"]
+        cpu: "4"
+        memory: 32Gi
+        shmSize: 8Gi                           # vllm only: memory-backed /dev/shm
+        cache: emptyDir                        # emptyDir (default) | hostPath (node cache, opt-in)
+        cacheSize: 100Gi                       # emptyDir sizeLimit
+        hostPath: /var/lib/gpu-platform/models # cache: hostPath only
+        warmCache: true                        # a Job runs `model-cache ensure` before the rollout
+        maxSurge: 0
+        maxUnavailable: 1
+        terminationGracePeriodSeconds: 120
+        startupTimeoutSeconds: 1800
+        gated: false                           # true: the repo needs hfToken to download
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from components import catalog
+
+RUNTIMES: Final = ("vllm", "hf-server")
+QUANTIZATIONS: Final = ("none", "4bit")
+CACHE_KINDS: Final = ("emptyDir", "hostPath")
+MAX_NAME_LENGTH: Final = 40
+"""Generated names (``<name>-cache-warm-<suffix>``, pod names) must stay within 63 characters."""
+MAX_REPLICAS: Final = 20
+MIN_MODEL_LEN: Final = 128
+MAX_MODEL_LEN: Final = 1_048_576
+#: Moving branch names: prod refuses them, a restart could then serve different weights.
+MOVING_REVISIONS: Final = frozenset({"main", "master", "dev", "develop", "HEAD"})
+#: Flags ModelDeployment sets itself; extraArgs may not override them.
+MANAGED_VLLM_FLAGS: Final = ("--model", "--served-model-name", "--host", "--port", "--tensor-parallel-size",
+                             "--max-model-len", "--download-dir", "--tokenizer")
+#: hostPath node caches live under these roots only (never /, /etc, /var/run, ...).
+HOST_PATH_ROOTS: Final = ("/var/lib/", "/mnt/", "/data/")
+
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_REPO_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?$")
+_REVISION = re.compile(r"^[A-Za-z0-9._/-]{1,256}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_UNITS: Final = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                 "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+#: Field defaults; ``None`` means "not set".
+DEFAULTS: Final[dict[str, Any]] = {
+    "revision": "main",
+    "runtime": "vllm",
+    "gpus": 1,
+    "replicas": 1,
+    "maxModelLen": None,
+    "extraArgs": [],
+    "quantization": "none",
+    "allowPatterns": [],
+    "ignorePatterns": [],
+    "cpu": "4",
+    "memory": "32Gi",
+    "shmSize": "8Gi",
+    "cache": "emptyDir",
+    "cacheSize": "100Gi",
+    "hostPath": None,
+    "warmCache": True,
+    "maxSurge": 0,
+    "maxUnavailable": 1,
+    "terminationGracePeriodSeconds": 120,
+    "startupTimeoutSeconds": 1800,
+    "gated": False,
+}
+FIELDS: Final = ("name", "repo", *DEFAULTS)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """One served model, validated. Quantities are Kubernetes quantity strings."""
+
+    name: str
+    repo: str
+    revision: str = "main"
+    runtime: str = "vllm"
+    gpus: int = 1
+    replicas: int = 1
+    max_model_len: int | None = None
+    extra_args: tuple[str, ...] = ()
+    quantization: str = "none"
+    allow_patterns: tuple[str, ...] = ()
+    ignore_patterns: tuple[str, ...] = ()
+    cpu: str = "4"
+    memory: str = "32Gi"
+    shm_size: str = "8Gi"
+    cache: str = "emptyDir"
+    cache_size: str = "100Gi"
+    host_path: str | None = None
+    warm_cache: bool = True
+    max_surge: int = 0
+    max_unavailable: int = 1
+    termination_grace_period_seconds: int = 120
+    startup_timeout_seconds: int = 1800
+    gated: bool = False
+
+
+def parse_quantity(text: str) -> Decimal:
+    """A Kubernetes quantity ("500m", "4", "32Gi", "1.5G") as a number of base units."""
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(text)
+    number, unit = Decimal(match.group(1)), match.group(2)
+    if unit == "m":
+        return number / 1000
+    return number * _UNITS[unit]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "(not set)"
+
+
+UNSET: Final = _Unset()
+
+
+def _show(value: object) -> str:
+    if value is UNSET:
+        return "(not set)"
+    return repr(value) if isinstance(value, str) else json.dumps(value)
+
+
+class _Entry:
+    """Collects the problems of one ``models[i]`` entry, each naming the entry and the field."""
+
+    def __init__(self, index: int, raw: dict[str, Any], problems: list[str], project: str) -> None:
+        self.index = index
+        self.raw = raw
+        self.problems = problems
+        self.project = project
+        name = raw.get("name")
+        self.label = f"models[{index}]" + (f" (name {name!r})" if isinstance(name, str) and name else "")
+        self.failed = False
+
+    def fail(self, field: str, value: object, why: str, fix: str) -> None:
+        self.failed = True
+        self.problems.append(f"{self.project}:{self.label}: {field} = {_show(value)}: {why}. Fix: {fix}")
+
+    def get(self, field: str) -> Any:
+        return self.raw.get(field, DEFAULTS.get(field))
+
+    def integer(self, field: str, low: int, high: int, why: str = "") -> int:
+        value = self.get(field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            self.fail(field, value, f"must be a whole number between {low} and {high}",
+                      f"set models[{self.index}].{field} to a number in that range")
+            return int(DEFAULTS[field] or low)
+        if not low <= value <= high:
+            self.fail(field, value, why or f"must be between {low} and {high}",
+                      f"set models[{self.index}].{field} between {low} and {high}")
+        return int(value)
+
+    def choice(self, field: str, allowed: tuple[str, ...]) -> str:
+        value = self.get(field)
+        if value not in allowed:
+            self.fail(field, value, f"must be one of {', '.join(allowed)}",
+                      f"set models[{self.index}].{field} to {allowed[0]}")
+            return str(DEFAULTS[field])
+        return value
+
+    def flag(self, field: str) -> bool:
+        value = self.get(field)
+        if not isinstance(value, bool):
+            self.fail(field, value, "must be true or false", f"set models[{self.index}].{field} to true or false")
+            return bool(DEFAULTS[field])
+        return value
+
+    def strings(self, field: str) -> tuple[str, ...]:
+        value = self.get(field)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(field, value, "must be a list of non-empty strings",
+                      f"write models[{self.index}].{field} as a YAML list, e.g. [\"*.safetensors\", \"*.json\"]")
+            return ()
+        return tuple(value)
+
+    def quantity(self, field: str, low: Decimal, high: Decimal, unit: str, what: str) -> tuple[str, Decimal]:
+        value = self.get(field)
+        text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        try:
+            if not isinstance(text, str):
+                raise ValueError(text)
+            amount = parse_quantity(text)
+        except (ValueError, InvalidOperation):
+            self.fail(field, value, f"must be a Kubernetes quantity such as {unit}",
+                      f"set models[{self.index}].{field} to e.g. {unit!r}")
+            return str(DEFAULTS[field]), parse_quantity(str(DEFAULTS[field]))
+        if not low <= amount <= high:
+            self.fail(field, value, what, f"set models[{self.index}].{field} within that bound")
+        return text, amount
+
+
+def parse_models(raw: Any, *, gpu_node_size: str, gpu_node_count: int, environment: str,
+                 hf_token_set: bool, problems: list[str], project: str = "gpu-platform") -> tuple[ModelSettings, ...]:
+    """Validate the ``models`` list; append one problem per bad field; return the good entries."""
+    if not isinstance(raw, list):
+        problems.append(f"{project}:models = {_show(raw)}: must be a list of model objects (name, repo, ...). "
+                        "Fix: write gpu-platform:models as a YAML list in Pulumi.<stack>.yaml")
+        return ()
+    size = catalog.SIZES.get(gpu_node_size)
+    models: list[ModelSettings] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            problems.append(f"{project}:models[{index}] = {_show(item)}: must be an object with at least name "
+                            "and repo. Fix: write it as `- name: my-model` / `  repo: owner/name`")
+            continue
+        model = _parse_entry(_Entry(index, item, problems, project), size, gpu_node_size, environment,
+                             hf_token_set, seen)
+        if model is not None:
+            models.append(model)
+    if size is not None and models:
+        needed = sum((m.replicas + m.max_surge) * m.gpus for m in models)
+        have = size.gpu_count * gpu_node_count
+        if needed > have:
+            detail = ", ".join(f"{m.name}: ({m.replicas} replicas + {m.max_surge} surge) x {m.gpus}" for m in models)
+            problems.append(
+                f"{project}:models: the models need {needed} GPUs ({detail}) but the GPU pool has {have} "
+                f"({gpu_node_count} x {gpu_node_size} with {size.gpu_count} GPU(s) each). "
+                "Fix: lower replicas/gpus/maxSurge, or raise gpuNodeCount or pick a larger gpuNodeSize")
+    return tuple(models)
+
+
+def _parse_entry(e: _Entry, size: catalog.NodeSize | None, gpu_node_size: str, environment: str,
+                 hf_token_set: bool, seen: dict[str, int]) -> ModelSettings | None:
+    i = e.index
+    for key in e.raw:
+        if key not in FIELDS:
+            e.fail(key, e.raw[key], f"unknown field; known fields: {', '.join(FIELDS)}",
+                   f"remove models[{i}].{key} or correct its spelling")
+
+    name = e.raw.get("name")
+    if not isinstance(name, str) or not name:
+        e.fail("name", name, "is required", f"set models[{i}].name, e.g. qwen-small")
+        name = f"model-{i}"
+    elif not _DNS_1035.match(name) or len(name) > MAX_NAME_LENGTH:
+        e.fail("name", name, f"must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters (lower-case "
+               "letters, digits and '-', starting with a letter): it names the Service and its URL",
+               f"set models[{i}].name to e.g. {re.sub(r'[^a-z0-9-]+', '-', name.lower()).strip('-') or 'model'}")
+    elif name in seen:
+        e.fail("name", name, f"duplicates models[{seen[name]}].name; each model needs its own Service",
+               f"rename models[{i}]")
+    else:
+        seen[name] = i
+
+    repo = e.raw.get("repo")
+    if not isinstance(repo, str) or not repo:
+        e.fail("repo", repo, "is required: the Hugging Face repo id owner/name",
+               f"set models[{i}].repo, e.g. Qwen/Qwen2.5-0.5B-Instruct")
+        repo = ""
+    else:
+        why = _repo_problem(repo)
+        if why:
+            e.fail("repo", repo, f"not a Hugging Face repo id ({why})",
+                   f"set models[{i}].repo to owner/name, e.g. Qwen/Qwen2.5-0.5B-Instruct")
+
+    revision = e.get("revision")
+    explicit_revision = "revision" in e.raw
+    if not isinstance(revision, str) or not _REVISION.match(revision) or ".." in revision \
+            or revision.startswith("/") or revision.endswith("/"):
+        e.fail("revision", revision, "must be a branch, tag or 40-hex commit sha (letters, digits, '.', '_', "
+               "'-', '/'; no '..')", f"set models[{i}].revision to the commit sha of the snapshot to serve")
+        revision = "main"
+    elif environment == "prod" and (not explicit_revision or revision in MOVING_REVISIONS
+                                    or revision.startswith(("refs/heads/", "refs/pr/"))):
+        e.fail("revision", revision if explicit_revision else UNSET,
+               "prod must pin the weights it serves: a 40-hex commit sha or a tag, not a moving branch",
+               f"set models[{i}].revision to the commit sha shown on the repo's 'Files' tab (huggingface.co/"
+               f"{repo or 'owner/name'}/commits/main)")
+    elif re.fullmatch(r"[0-9A-Fa-f]{40}", revision) and not _COMMIT.match(revision):
+        e.fail("revision", revision, "a commit sha must be lower-case hex", f"set models[{i}].revision to "
+               f"{revision.lower()}")
+
+    runtime = e.choice("runtime", RUNTIMES)
+
+    max_gpus = size.gpu_count if size else 8
+    gpus = e.get("gpus")
+    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or int(gpus) != gpus or gpus < 1:
+        e.fail("gpus", gpus, "must be a whole number of GPUs per replica, at least 1",
+               f"set models[{i}].gpus to 1")
+        gpus = 1
+    elif gpus > max_gpus:
+        e.fail("gpus", gpus, f"a replica runs on one node, but a {gpu_node_size} node has {max_gpus} GPU(s)",
+               f"set models[{i}].gpus to at most {max_gpus}, or pick a gpuNodeSize with more GPUs per node")
+    gpus = int(gpus)
+    if runtime == "hf-server" and gpus > 1 and not e.failed:
+        e.fail("gpus", gpus, "hf-server serves from one GPU", f"set models[{i}].gpus to 1 or use runtime vllm")
+
+    replicas = e.integer("replicas", 1, MAX_REPLICAS)
+
+    max_model_len = e.get("maxModelLen")
+    if max_model_len is not None:
+        if runtime != "vllm":
+            e.fail("maxModelLen", max_model_len, f"only the vllm runtime takes it (runtime is {runtime})",
+                   f"remove models[{i}].maxModelLen")
+            max_model_len = None
+        else:
+            max_model_len = e.integer("maxModelLen", MIN_MODEL_LEN, MAX_MODEL_LEN)
+
+    extra_args = e.strings("extraArgs")
+    if extra_args and runtime != "vllm":
+        e.fail("extraArgs", list(extra_args), f"only the vllm runtime takes extra arguments (runtime is {runtime})",
+               f"remove models[{i}].extraArgs")
+    for arg in extra_args:
+        flag = arg.split("=", 1)[0]
+        if flag in MANAGED_VLLM_FLAGS:
+            e.fail("extraArgs", arg, f"{flag} is set by ModelDeployment from the model's fields",
+                   f"remove it from models[{i}].extraArgs (use name, gpus or maxModelLen)")
+
+    quantization = e.choice("quantization", QUANTIZATIONS)
+    if quantization != "none" and runtime != "hf-server":
+        e.fail("quantization", quantization, "only hf-server takes it; for vllm pass --quantization in extraArgs",
+               f"remove models[{i}].quantization")
+
+    patterns: dict[str, tuple[str, ...]] = {}
+    for field in ("allowPatterns", "ignorePatterns"):
+        patterns[field] = e.strings(field)
+        for pattern in patterns[field]:
+            if "," in pattern or pattern.startswith("/") or ".." in pattern:
+                e.fail(field, pattern, "a pattern may not contain ',' (the list is passed comma-separated), "
+                       "start with '/' or contain '..'", f"fix that entry of models[{i}].{field}")
+
+    node_cpu = Decimal(size.cpu if size else 1024)
+    node_ram = Decimal((size.ram_mb if size else 2**30) * 2**20)
+    node_disk = Decimal((size.disk_gb if size else 10**6) * 10**9)
+    cpu, _ = e.quantity("cpu", Decimal("0.1"), node_cpu, "4",
+                        f"must be between 100m and the {node_cpu} CPUs of a {gpu_node_size} node")
+    memory, memory_bytes = e.quantity("memory", Decimal(2**30), node_ram, "32Gi",
+                                      f"must be between 1Gi and the {size.ram_mb if size else '?'} MB of RAM "
+                                      f"of a {gpu_node_size} node")
+    shm, shm_bytes = e.quantity("shmSize", Decimal(64 * 2**20), node_ram, "8Gi",
+                                "must be between 64Mi and the node's RAM")
+    if runtime == "vllm" and shm_bytes >= memory_bytes:
+        e.fail("shmSize", shm, f"the memory-backed /dev/shm counts against the container's memory ({memory}), "
+               "so it must be smaller", f"lower models[{i}].shmSize or raise models[{i}].memory")
+
+    cache = e.choice("cache", CACHE_KINDS)
+    cache_size, _ = e.quantity("cacheSize", Decimal(2**30), node_disk, "100Gi",
+                               f"must be between 1Gi and the {size.disk_gb if size else '?'} GB disk of a "
+                               f"{gpu_node_size} node")
+    host_path = e.get("hostPath")
+    if cache == "hostPath":
+        if not isinstance(host_path, str) or not host_path.startswith(HOST_PATH_ROOTS) or ".." in host_path \
+                or host_path.rstrip("/") in (r.rstrip("/") for r in HOST_PATH_ROOTS):
+            e.fail("hostPath", host_path, f"cache: hostPath needs a node directory under {', '.join(HOST_PATH_ROOTS)} "
+                   "(not the root itself, no '..')", f"set models[{i}].hostPath to /var/lib/gpu-platform/models")
+            host_path = None
+    elif host_path is not None:
+        e.fail("hostPath", host_path, "is only used with cache: hostPath", f"remove models[{i}].hostPath or set "
+               f"models[{i}].cache to hostPath")
+        host_path = None
+
+    warm_cache = e.flag("warmCache")
+    max_surge = e.integer("maxSurge", 0, MAX_REPLICAS)
+    max_unavailable = e.integer("maxUnavailable", 0, MAX_REPLICAS)
+    if max_surge == 0 and max_unavailable == 0:
+        e.fail("maxUnavailable", 0, "with maxSurge 0 a rollout could never replace a pod",
+               f"set models[{i}].maxUnavailable to 1 (or maxSurge to 1 if spare GPUs exist)")
+    elif max_unavailable > replicas:
+        e.fail("maxUnavailable", max_unavailable, f"is more than the {replicas} replica(s)",
+               f"set models[{i}].maxUnavailable to at most {replicas}")
+    grace = e.integer("terminationGracePeriodSeconds", 0, 3600)
+    startup = e.integer("startupTimeoutSeconds", 60, 14_400)
+    gated = e.flag("gated")
+    if gated and not hf_token_set:
+        e.fail("gated", True, "the repo is gated, so model-cache needs a Hugging Face token to download it, "
+               "but hfToken is not set", "pulumi config set --secret hfToken <token>")
+
+    if e.failed:
+        return None
+    return ModelSettings(
+        name=name, repo=repo, revision=revision, runtime=runtime, gpus=gpus, replicas=replicas,
+        max_model_len=max_model_len, extra_args=extra_args, quantization=quantization,
+        allow_patterns=patterns["allowPatterns"], ignore_patterns=patterns["ignorePatterns"],
+        cpu=cpu, memory=memory, shm_size=shm, cache=cache, cache_size=cache_size, host_path=host_path,
+        warm_cache=warm_cache, max_surge=max_surge, max_unavailable=max_unavailable,
+        termination_grace_period_seconds=grace, startup_timeout_seconds=startup, gated=gated,
+    )
+
+
+def _repo_problem(repo: str) -> str | None:
+    """Why ``repo`` is not a Hub repo id (the same rules as model-cache's ``validate_repo_id``)."""
+    if len(repo) > 96:
+        return "longer than 96 characters"
+    if repo.startswith("/") or "\\" in repo or "://" in repo:
+        return "a repo id, not a URL or path"
+    if ".." in repo or "--" in repo:
+        return "'..' and '--' are not allowed"
+    if repo.count("/") != 1:
+        return "expected exactly one '/' (owner/name)"
+    owner, name = repo.split("/")
+    if not (_REPO_PART.match(owner) and _REPO_PART.match(name)) or name.endswith(".git"):
+        return "owner and name may use letters, digits, '-', '_' and '.' only"
+    return None
