@@ -61,17 +61,17 @@ def read_manifest(client, s: Settings, layout: Layout, sha: str) -> dict | None:
 
 def resolve_cached_sha(client, s: Settings, layout: Layout) -> str | None:
     """The sha a revision points to, from the bucket only (the ref object written by ensure)."""
-    if COMMIT_SHA.match(s.revision):
+    if COMMIT_SHA.fullmatch(s.revision):
         return s.revision
     got = s3.get_json(client, s.bucket, layout.ref_key(s.revision))
     if got is None:
         return None
     sha = got[0].get("sha")
-    return sha if isinstance(sha, str) and COMMIT_SHA.match(sha) else None
+    return sha if isinstance(sha, str) and COMMIT_SHA.fullmatch(sha) else None
 
 
 def write_ref(client, s: Settings, layout: Layout, sha: str) -> None:
-    if COMMIT_SHA.match(s.revision):
+    if COMMIT_SHA.fullmatch(s.revision):
         return
     current = s3.get_json(client, s.bucket, layout.ref_key(s.revision))
     if current is not None and current[0].get("sha") == sha:

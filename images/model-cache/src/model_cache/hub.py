@@ -79,7 +79,7 @@ def resolve(s: Settings) -> Snapshot:
     except Exception as exc:
         raise translate(exc, s, "resolving the revision") from exc
     sha = getattr(info, "sha", None)
-    if not isinstance(sha, str) or not COMMIT_SHA.match(sha):
+    if not isinstance(sha, str) or not COMMIT_SHA.fullmatch(sha):
         raise HubError(f"Hub answered without a valid commit sha for {s.repo_id}@{s.revision}: {sha!r}")
     files: list[RemoteFile] = []
     for sib in info.siblings or []:
@@ -90,11 +90,11 @@ def resolve(s: Settings) -> Snapshot:
         if lfs is not None:
             sha256 = str(lfs.sha256 or "").lower() or None
             size = lfs.size if lfs.size is not None else size
-            if sha256 is not None and not SHA256.match(sha256):
+            if sha256 is not None and not SHA256.fullmatch(sha256):
                 raise ValidationError(f"Hub gave an invalid sha256 {sha256!r} for {path!r}")
         if size is not None and (not isinstance(size, int) or size < 0):
             raise ValidationError(f"Hub gave an invalid size {size!r} for {path!r}")
-        oid = sib.blob_id if isinstance(sib.blob_id, str) and COMMIT_SHA.match(sib.blob_id or "") else None
+        oid = sib.blob_id if isinstance(sib.blob_id, str) and COMMIT_SHA.fullmatch(sib.blob_id or "") else None
         files.append(RemoteFile(path=path, size=size, sha256=sha256, git_oid=oid))
     paths = [f.path for f in files]
     if len(set(paths)) != len(paths):
@@ -185,7 +185,7 @@ def download(s: Settings, snap: Snapshot, f: RemoteFile, dest: Path, on_bytes: C
     if f.size is not None and meta.size is not None and f.size != meta.size:
         raise IntegrityError(f"{f.path}: Hub metadata says {meta.size} bytes, the file list says {f.size}")
     expected_sha256 = f.sha256
-    if expected_sha256 is None and meta.etag and SHA256.match(meta.etag.lower()):
+    if expected_sha256 is None and meta.etag and SHA256.fullmatch(meta.etag.lower()):
         expected_sha256 = meta.etag.lower()  # X-Linked-Etag of an LFS file is its sha256
 
     headers = build_hf_headers(token=s.hf_token or False, library_name="model-cache", library_version=__version__)

@@ -41,7 +41,7 @@ def validate_repo_id(repo_id: str | None, *, source: str = "MODEL_NAME") -> str:
         problem = "expected exactly one '/' (owner/name)"
     else:
         owner, name = repo_id.split("/")
-        if not (REPO_PART.match(owner) and REPO_PART.match(name)) or name.endswith(".git"):
+        if not (REPO_PART.fullmatch(owner) and REPO_PART.fullmatch(name)) or name.endswith(".git"):
             problem = "owner and name may use letters, digits, '-', '_' and '.' only"
     if problem:
         raise ValidationError(f"{source}={repo_id!r} is not a valid repo id: {problem}")
@@ -51,7 +51,7 @@ def validate_repo_id(repo_id: str | None, *, source: str = "MODEL_NAME") -> str:
 def validate_revision(revision: str | None, *, source: str = "MODEL_REVISION") -> str:
     if not revision:
         return "main"
-    if (not REVISION.match(revision) or ".." in revision or revision.startswith("/")
+    if (not REVISION.fullmatch(revision) or ".." in revision or revision.startswith("/")
             or revision.endswith("/") or "//" in revision):
         raise ValidationError(
             f"{source}={revision!r} is not a valid revision (branch, tag or commit sha; "
@@ -65,7 +65,7 @@ def normalize_prefix(prefix: str | None) -> str:
     prefix = prefix.strip()
     if not prefix:
         return ""
-    if prefix.startswith("/") or ".." in prefix or not PREFIX.match(prefix):
+    if prefix.startswith("/") or ".." in prefix or not PREFIX.fullmatch(prefix):
         raise ValidationError(
             f"S3_PREFIX={prefix!r} is not valid: relative, letters/digits/'.'/'_'/'-'/'/' only, no '..'")
     return prefix if prefix.endswith("/") else prefix + "/"
