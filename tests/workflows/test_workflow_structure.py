@@ -51,8 +51,6 @@ def _pulumi_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
 WRITE_SCOPES_ALLOWED = {
     # (workflow, job): scopes that job may write, and why (see docs/ci-cd.md)
     ("preview.yml", "preview"): {"pull-requests"},  # the preview comment
-    ("up.yml", "dev"): {"packages"},  # image pushes during pulumi up
-    ("up.yml", "prod"): {"packages"},
     ("up.yml", "images-dev"): {"packages", "id-token", "attestations"},  # calls images.yml
     ("up.yml", "images-prod"): {"packages", "id-token", "attestations"},
     ("images.yml", "attest"): {"packages", "id-token", "attestations"},
@@ -79,7 +77,9 @@ def test_every_action_is_pinned_to_a_commit_sha_with_its_version() -> None:
             assert ref.startswith("./.github/workflows/"), f"{name}:{n}: local uses {ref}"
             continue
         assert PINNED.match(ref), f"{name}:{n}: {ref} is not pinned to a 40-hex commit SHA"
-        assert comment and VERSION_COMMENT.match(comment.strip()), f"{name}:{n}: {ref} lacks a '# vX.Y.Z' comment"
+        assert comment and VERSION_COMMENT.match(comment.strip()), (
+            f"{name}:{n}: {ref} lacks a '# vX.Y.Z' comment"
+        )
 
 
 def test_one_action_one_sha_across_workflows() -> None:
