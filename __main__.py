@@ -6,11 +6,16 @@ owns one concern, and the outputs' names come from components.outputs (the app-t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pulumi
 
 from components import outputs as out
 from components.cluster import GpuCluster, GpuClusterArgs
+from components.github import GitHubSecrets, GitHubSecretsArgs, owns_repository_level
+from components.images import platform_images
 from components.model_store import ModelStore, ModelStoreArgs
+from components.secrets import PlatformSecrets, PlatformSecretsArgs
 from components.settings import from_pulumi_config
 
 settings = from_pulumi_config()
@@ -23,6 +28,39 @@ store = ModelStore(
     "models",
     ModelStoreArgs(settings=settings.store, name_prefix=settings.name_prefix),
 )
+platform_secrets = PlatformSecrets(
+    "platform",
+    PlatformSecretsArgs(
+        namespace=settings.model_namespace,
+        bucket=store.bucket,
+        endpoint=store.endpoint,
+        prefix=store.prefix,
+        access_key_id=store.access_key_id,
+        secret_access_key=store.secret_access_key,
+        hf_token=settings.hf_token,
+        registry_server=settings.registry.server,
+        registry_username=settings.registry.username or None,
+        registry_password=settings.registry.password,
+    ),
+    opts=pulumi.ResourceOptions(provider=cluster.provider),
+)
+if settings.github is not None and settings.hf_token is not None:
+    GitHubSecrets(
+        "github",
+        GitHubSecretsArgs(
+            owner=settings.github.owner,
+            repository=settings.github.repository,
+            hf_token=settings.hf_token,
+            environments=settings.github.environments,
+            manage_repository_level=owns_repository_level(settings.environment, settings.github.environments),
+            repository_variables={"REGISTRY": settings.registry.server,
+                                  **({"IMAGE_REPOSITORY": settings.images.repository}
+                                     if settings.images.repository else {})},
+            environment_variables={"MODEL_BUCKET": store.bucket, "MODEL_STORE_ENDPOINT": store.endpoint,
+                                   "MODEL_PREFIX": store.prefix},
+        ),
+    )
+images = platform_images(settings, Path(__file__).resolve().parent)
 
 pulumi.export(out.KUBECONFIG, cluster.kubeconfig)
 pulumi.export(out.CLUSTER_NAME, cluster.cluster_name)
@@ -32,6 +70,9 @@ pulumi.export(out.REGION, settings.cluster.region)
 pulumi.export(out.MODEL_BUCKET, store.bucket)
 pulumi.export(out.MODEL_STORE_ENDPOINT, store.endpoint)
 pulumi.export(out.MODEL_PREFIX, store.prefix)
-pulumi.export(out.MODEL_NAMESPACE, settings.model_namespace)
+pulumi.export(out.S3_CREDENTIALS_SECRET, platform_secrets.qualified(platform_secrets.s3_secret_name))
+pulumi.export(out.HF_TOKEN_SECRET, platform_secrets.qualified(platform_secrets.hf_token_secret_name))
+pulumi.export(out.MODEL_NAMESPACE, platform_secrets.namespace)
 pulumi.export(out.GPU_NODE_SELECTOR, cluster.node_selector)
 pulumi.export(out.GPU_TOLERATIONS, cluster.tolerations)
+pulumi.export(out.IMAGES, images)

@@ -375,6 +375,10 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
     if hf_token is None and github is not None:
         problems.append(f"{PROJECT}:hfToken is not set, but githubRepository needs it for the Actions secret "
                         "HF_TOKEN. Fix: pulumi config set --secret hfToken <token>")
+    if hf_token is None and images.build:
+        problems.append(f"{PROJECT}:hfToken is not set, but buildImages is true and the Dockerfiles need it as "
+                        "the BuildKit secret hf_token (required=true). "
+                        "Fix: pulumi config set --secret hfToken <token>")
     models = parse_models(r.raw("models"), gpu_node_size=cluster.gpu_node_size,
                           gpu_node_count=cluster.gpu_node_count, environment=environment,
                           hf_token_set=hf_token is not None, problems=problems, project=PROJECT)
