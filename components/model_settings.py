@@ -176,6 +176,7 @@ class _Entry:
         if not low <= value <= high:
             self.fail(field, value, why or f"must be between {low} and {high}",
                       f"set models[{self.index}].{field} between {low} and {high}")
+            return int(min(max(value, low), high))  # clamped, so later checks do not repeat this one
         return int(value)
 
     def choice(self, field: str, allowed: tuple[str, ...]) -> str:
@@ -352,12 +353,14 @@ def _parse_entry(e: _Entry, size: catalog.NodeSize | None, gpu_node_size: str, e
     node_disk = Decimal((size.disk_gb if size else 10**6) * 10**9)
     cpu, _ = e.quantity("cpu", Decimal("0.1"), node_cpu, "4",
                         f"must be between 100m and the {node_cpu} CPUs of a {gpu_node_size} node")
+    before = len(e.problems)
     memory, memory_bytes = e.quantity("memory", Decimal(2**30), node_ram, "32Gi",
                                       f"must be between 1Gi and the {size.ram_mb if size else '?'} MB of RAM "
                                       f"of a {gpu_node_size} node")
     shm, shm_bytes = e.quantity("shmSize", Decimal(64 * 2**20), node_ram, "8Gi",
                                 "must be between 64Mi and the node's RAM")
-    if runtime == "vllm" and shm_bytes >= memory_bytes:
+    memory_ok = len(e.problems) == before
+    if runtime == "vllm" and memory_ok and shm_bytes >= memory_bytes:
         e.fail("shmSize", shm, f"the memory-backed /dev/shm counts against the container's memory ({memory}), "
                "so it must be smaller", f"lower models[{i}].shmSize or raise models[{i}].memory")
 

@@ -1,0 +1,252 @@
+"""The ``models`` config: every bad entry is one clear problem naming the model and the field,
+reported with all other config problems before any resource is registered."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.model_settings import ModelSettings, parse_quantity
+from components.settings import SettingsError, load_settings
+
+SHA = "a09a35458c702b33eeacc393d103063234e8bc28"
+PROD = {"environment": "prod", "apiAllowedCidrs": ["198.51.100.0/24"]}
+
+
+class DictConfig:
+    """A ConfigSource over plain values, JSON-encoded the way the Pulumi CLI hands them over."""
+
+    def __init__(self, values: dict[str, Any], secrets: dict[str, str] | None = None) -> None:
+        self.values = values
+        self.secrets = secrets or {}
+
+    def get(self, key: str) -> str | None:
+        value = self.values.get(key)
+        return None if value is None else value if isinstance(value, str) else json.dumps(value)
+
+    def get_secret(self, key: str) -> pulumi.Output[str] | None:
+        return pulumi.Output.secret(self.secrets[key]) if key in self.secrets else None
+
+
+def load(models: Any, base: dict[str, Any] | None = None, secrets: dict[str, str] | None = None):
+    return load_settings(DictConfig({**(base or {}), "models": models}, secrets), project="gpu-platform",
+                         stack="test")
+
+
+def problems(models: Any, base: dict[str, Any] | None = None, secrets: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        load(models, base, secrets)
+    return caught.value.problems
+
+
+def entry(**fields: Any) -> dict[str, Any]:
+    return {"name": "qwen", "repo": "Qwen/Qwen2.5-0.5B-Instruct", **fields}
+
+
+def only_problem(models: Any, base: dict[str, Any] | None = None, secrets: dict[str, str] | None = None) -> str:
+    found = problems(models, base, secrets)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_minimal_entry_gets_the_documented_defaults() -> None:
+    [model] = load([entry()]).models
+    assert model == ModelSettings(name="qwen", repo="Qwen/Qwen2.5-0.5B-Instruct")
+    assert (model.runtime, model.gpus, model.replicas, model.revision) == ("vllm", 1, 1, "main")
+    assert (model.max_surge, model.max_unavailable, model.cache, model.warm_cache) == (0, 1, "emptyDir", True)
+    assert dataclasses.is_dataclass(model) and model.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_no_models_is_valid() -> None:
+    assert load([]).models == ()
+
+
+def test_full_entry_is_parsed() -> None:
+    [model] = load([entry(revision=SHA, runtime="vllm", gpus=2, replicas=1, maxModelLen=8192,
+                          extraArgs=["--gpu-memory-utilization", "0.9"], allowPatterns=["*.json", "*.safetensors"],
+                          ignorePatterns=["*.bin"], cpu="6", memory="48Gi", shmSize="16Gi", cacheSize="150Gi",
+                          warmCache=False, maxSurge=0, maxUnavailable=1, terminationGracePeriodSeconds=60,
+                          startupTimeoutSeconds=3600)],
+                   {"gpuNodeSize": "an.g1.l40s.kube.x2"}).models
+    assert model.gpus == 2 and model.max_model_len == 8192 and model.extra_args == ("--gpu-memory-utilization", "0.9")
+    assert model.allow_patterns == ("*.json", "*.safetensors") and model.ignore_patterns == ("*.bin",)
+    assert (model.cpu, model.memory, model.shm_size, model.cache_size) == ("6", "48Gi", "16Gi", "150Gi")
+    assert model.warm_cache is False and model.startup_timeout_seconds == 3600
+
+
+def test_hf_server_entry_with_quantization() -> None:
+    [model] = load([entry(runtime="hf-server", quantization="4bit")]).models
+    assert model.runtime == "hf-server" and model.quantization == "4bit"
+
+
+def test_unknown_runtime() -> None:
+    text = only_problem([entry(runtime="tgi")])
+    assert text.startswith("gpu-platform:models[0] (name 'qwen'): runtime = 'tgi'")
+    assert "vllm, hf-server" in text
+
+
+def test_more_gpus_than_a_gpu_node_has() -> None:
+    text = only_problem([entry(name="llama", repo="meta-llama/Llama-3.1-8B-Instruct", gpus=4)])
+    assert text.startswith("gpu-platform:models[0] (name 'llama'): gpus = 4")
+    assert "an.g1.l40s.kube.x1 node has 1 GPU" in text and "Fix:" in text
+
+
+def test_gpus_fit_a_larger_node() -> None:
+    [model] = load([entry(gpus=4)], {"gpuNodeSize": "an.g1.h100.kube.x4"}).models
+    assert model.gpus == 4
+
+
+@pytest.mark.parametrize("repo", ["qwen", "a/b/c", "https://huggingface.co/Qwen/x", "../etc/passwd", "o/n--x",
+                                  "owner/na me", "/abs/path", "owner/name.git", ""])
+def test_bad_repo_id(repo: str) -> None:
+    text = only_problem([entry(repo=repo)])
+    assert "models[0] (name 'qwen'): repo = " in text
+
+
+def test_missing_repo_and_name() -> None:
+    found = problems([{"revision": "main"}])
+    assert any("models[0]: name = null: is required" in p for p in found)
+    assert any("models[0]: repo = null: is required" in p for p in found)
+
+
+def test_duplicate_names() -> None:
+    text = only_problem([entry(), entry(repo="Qwen/Qwen3-8B")])
+    assert text.startswith("gpu-platform:models[1] (name 'qwen'): name = 'qwen': duplicates models[0].name")
+
+
+@pytest.mark.parametrize("name", ["Qwen", "1qwen", "qwen_small", "qwen.small", "-qwen", "qwen-", "q" * 41])
+def test_name_must_be_a_dns_1035_label(name: str) -> None:
+    text = only_problem([entry(name=name)])
+    assert f"name = '{name}': must be a DNS-1035 label" in text
+
+
+def test_prod_needs_a_pinned_revision() -> None:
+    text = only_problem([entry()], PROD)
+    assert text.startswith("gpu-platform:models[0] (name 'qwen'): revision = (not set): prod must pin")
+
+
+@pytest.mark.parametrize("revision", ["main", "master", "refs/heads/main", "refs/pr/3"])
+def test_prod_refuses_moving_branches(revision: str) -> None:
+    assert f"revision = '{revision}': prod must pin" in only_problem([entry(revision=revision)], PROD)
+
+
+@pytest.mark.parametrize("revision", [SHA, "v1.0", "2024-06-release"])
+def test_prod_accepts_a_commit_or_a_tag(revision: str) -> None:
+    assert load([entry(revision=revision)], PROD).models[0].revision == revision
+
+
+def test_dev_may_follow_main() -> None:
+    assert load([entry(revision="main")]).models[0].revision == "main"
+
+
+@pytest.mark.parametrize("revision", ["../x", "a b", "/main", SHA.upper()])
+def test_bad_revision(revision: str) -> None:
+    assert f"revision = '{revision}'" in only_problem([entry(revision=revision)])
+
+
+@pytest.mark.parametrize(("field", "value", "needle"), [
+    ("replicas", 0, "between 1 and 20"),
+    ("replicas", 21, "between 1 and 20"),
+    ("replicas", "2", "whole number"),
+    ("maxModelLen", 64, "between 128 and 1048576"),
+    ("maxModelLen", 2_000_000, "between 128 and 1048576"),
+    ("startupTimeoutSeconds", 10, "between 60 and 14400"),
+    ("terminationGracePeriodSeconds", -1, "between 0 and 3600"),
+    ("cpu", "lots", "Kubernetes quantity"),
+    ("cpu", "64", "CPUs of a an.g1.l40s.kube.x1 node"),
+    ("memory", "512Gi", "RAM of a an.g1.l40s.kube.x1 node"),
+    ("memory", "512Mi", "between 1Gi"),
+    ("cacheSize", "10Ti", "disk of a an.g1.l40s.kube.x1 node"),
+    ("gpus", 0, "at least 1"),
+    ("gpus", 1.5, "at least 1"),
+    ("warmCache", "yes", "true or false"),
+])
+def test_bounds(field: str, value: Any, needle: str) -> None:
+    text = only_problem([entry(**{field: value})])
+    assert f"models[0] (name 'qwen'): {field} = " in text and needle in text, text
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("allowPatterns", "*.safetensors"),
+    ("allowPatterns", ["*.json", 3]),
+    ("ignorePatterns", [""]),
+    ("allowPatterns", ["a,b"]),
+    ("allowPatterns", ["../x"]),
+    ("extraArgs", "--enforce-eager"),
+])
+def test_list_fields_must_be_lists_of_strings(field: str, value: Any) -> None:
+    assert f"{field} = " in only_problem([entry(**{field: value})])
+
+
+@pytest.mark.parametrize("flag", ["--port=9000", "--model", "--served-model-name", "--tensor-parallel-size=2"])
+def test_extra_args_cannot_override_managed_flags(flag: str) -> None:
+    assert "is set by ModelDeployment" in only_problem([entry(extraArgs=[flag, "x"])])
+
+
+def test_runtime_specific_fields() -> None:
+    assert "only the vllm runtime" in only_problem([entry(runtime="hf-server", maxModelLen=4096)])
+    assert "only the vllm runtime" in only_problem([entry(runtime="hf-server", extraArgs=["--x"])])
+    assert "only hf-server takes it" in only_problem([entry(quantization="4bit")])
+    assert "quantization = 'int3'" in only_problem([entry(runtime="hf-server", quantization="int3")])
+    assert "hf-server serves from one GPU" in only_problem([entry(runtime="hf-server", gpus=2)],
+                                                          {"gpuNodeSize": "an.g1.l40s.kube.x2"})
+
+
+def test_shm_must_fit_in_the_memory_limit() -> None:
+    assert "shmSize = '16Gi'" in only_problem([entry(memory="16Gi", shmSize="16Gi")])
+
+
+def test_rollout_must_be_able_to_make_progress() -> None:
+    assert "maxUnavailable = 0" in only_problem([entry(maxSurge=0, maxUnavailable=0)])
+    assert "maxUnavailable = 2: is more than the 1 replica" in only_problem([entry(maxUnavailable=2)])
+
+
+def test_host_path_cache_is_opt_in_and_confined() -> None:
+    [model] = load([entry(cache="hostPath", hostPath="/var/lib/gpu-platform/models")]).models
+    assert model.cache == "hostPath" and model.host_path == "/var/lib/gpu-platform/models"
+    for path in ("/etc", "/var/lib", "/var/lib/../etc", None, "relative"):
+        assert "hostPath = " in only_problem([entry(cache="hostPath", hostPath=path)])
+    assert "only used with cache: hostPath" in only_problem([entry(hostPath="/var/lib/x")])
+    assert "cache = 'pvc'" in only_problem([entry(cache="pvc")])
+
+
+def test_unknown_field_is_reported() -> None:
+    assert "gpu = 1: unknown field" in only_problem([entry(gpu=1)])
+
+
+def test_gated_model_needs_the_hf_token() -> None:
+    assert "hfToken is not set" in only_problem([entry(gated=True)])
+    assert load([entry(gated=True)], secrets={"hfToken": "hf_x"}).models[0].gated is True
+
+
+def test_the_pool_must_hold_every_replica() -> None:
+    text = only_problem([entry(replicas=1), entry(name="other", repo="Qwen/Qwen3-8B", replicas=1)])
+    assert "the models need 2 GPUs" in text and "GPU pool has 1" in text
+    assert len(load([entry(replicas=2)], {"gpuNodeCount": 2}).models) == 1
+
+
+def test_models_must_be_a_list_of_objects() -> None:
+    assert "must be a list of model objects" in only_problem({"name": "x"})
+    assert "models[0] = 'qwen': must be an object" in only_problem(["qwen"])
+
+
+def test_every_bad_entry_is_reported_together_with_other_keys() -> None:
+    found = problems([entry(runtime="tgi"), entry(name="Two", repo="x")], {"region": "MARS"})
+    assert any(p.startswith("gpu-platform:region") for p in found)
+    assert any("models[0] (name 'qwen'): runtime" in p for p in found)
+    assert any("models[1] (name 'Two'): name" in p for p in found)
+    assert any("models[1] (name 'Two'): repo" in p for p in found)
+
+
+def test_each_problem_names_model_field_value_and_fix() -> None:
+    for text in problems([entry(gpus=4, runtime="x", revision="a b", replicas=0, cpu="x")]):
+        assert text.startswith("gpu-platform:models[0] (name 'qwen'): ") and " = " in text and "Fix: " in text
+
+
+@pytest.mark.parametrize(("text", "value"), [("500m", 0.5), ("4", 4), ("32Gi", 32 * 2**30), ("1.5G", 1.5e9)])
+def test_quantities(text: str, value: float) -> None:
+    assert float(parse_quantity(text)) == value
