@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+SERVER_SRC = Path(__file__).resolve().parents[2] / "images" / "hf-server"
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 

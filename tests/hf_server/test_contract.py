@@ -235,6 +235,8 @@ def test_internal_errors_never_leak_a_traceback(server, client, monkeypatch):
     assert r.status_code == 500
     assert "secret internal detail" not in r.text
     assert_clean_error(r.text, "internal")
+    samples = metric_samples(client.get("/metrics").text)  # same keep-alive connection: still usable
+    assert _family(samples, "hf_server_requests_total", endpoint="/v1/completions", status="500") >= 1
     monkeypatch.setattr(engine, "stream", boom)
     r = client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 2, "stream": True})
     events, done = parse_sse(r.text)

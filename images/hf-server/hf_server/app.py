@@ -75,6 +75,43 @@ class Limiter:
         self.sem.release()
 
 
+class CatchAllMiddleware:
+    """Last line of defence: an unexpected exception becomes a JSON 500 (logged here with its traceback).
+
+    Starlette's own catch-all re-raises to the server after answering, and uvicorn then drops the
+    keep-alive connection; catching here keeps the connection usable and the client's view clean.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = {"started": False, "ended": False}
+
+        async def tracking_send(message):
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                state["ended"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if not state["started"]:
+                body = json.dumps(error_body("internal server error", "internal_error")).encode()
+                await send({"type": "http.response.start", "status": 500,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+            elif not state["ended"]:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     parts, first_param = [], None
     for err in exc.errors():
@@ -103,7 +140,8 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
 
     app = FastAPI(title="hf-server", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings, app.state.engine, app.state.metrics, app.state.limiter = settings, engine, metrics, limiter
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(CatchAllMiddleware)  # inner: turns any escaped exception into a JSON 500
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outer: sees that 500 too
 
     # ---- errors: always JSON {"error": {...}}, never a traceback ----------------------------------
     @app.exception_handler(APIError)
@@ -119,11 +157,6 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
     async def _http(request: Request, exc: StarletteHTTPException):
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         return JSONResponse(error_body(str(exc.detail), kind), status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal server error", "internal_error"), status_code=500)
 
     # ---- helpers -------------------------------------------------------------------------------
     def require_ready() -> None:

@@ -25,9 +25,11 @@ def make_tiny_model(dest: str | Path, *, hidden_size: int = 64, layers: int = 2,
                     kv_heads: int = 2, intermediate_size: int = 128, context: int = 512,
                     vocab_size: int = 512, seed: int = 0) -> Path:
     import torch
+    import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+    transformers.utils.logging.disable_progress_bar()
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     raw = Tokenizer(models.BPE())
