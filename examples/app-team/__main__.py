@@ -92,6 +92,12 @@ deployment = k8s.apps.v1.Deployment(
                 node_selector=platform.gpu_node_selector,
                 tolerations=platform.gpu_tolerations,
                 automount_service_account_token=False,
+                # The model namespace enforces Pod Security "restricted": non-root, no privilege
+                # escalation, no capabilities, RuntimeDefault seccomp.
+                security_context=k8s.core.v1.PodSecurityContextArgs(
+                    run_as_non_root=True,
+                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+                ),
                 init_containers=[
                     k8s.core.v1.ContainerArgs(
                         name="model-cache-ensure",

@@ -265,3 +265,27 @@ def test_a_secret_outside_the_model_namespace_fails_with_a_clear_error() -> None
     assert not result["ok"]
     assert result["error_type"] == "PlatformContractError"
     assert "not in the model namespace" in result["error"]
+
+
+def test_pods_meet_pod_security_restricted_of_the_model_namespace() -> None:
+    pod = _one(example_run(), "kubernetes:apps/v1:Deployment")["inputs"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["containers"] + pod["initContainers"]:
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False, container["name"]
+        assert ctx["capabilities"] == {"drop": ["ALL"]}, container["name"]
+
+
+def test_docs_table_lists_exactly_the_contract() -> None:
+    rows = [
+        line.split("|")
+        for line in (ROOT / "docs" / "app-teams.md").read_text().splitlines()
+        if line.startswith("| `")
+    ]
+    documented = {cells[1].strip().strip("`"): cells[3].strip() for cells in rows}
+    assert list(documented) == list(contract.STACK_OUTPUTS), (
+        "docs/app-teams.md table != components/outputs.py"
+    )
+    for name, secret in documented.items():
+        assert secret == ("yes" if name in contract.SECRET_OUTPUTS else "no"), name

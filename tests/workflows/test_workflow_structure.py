@@ -90,6 +90,14 @@ def test_one_action_one_sha_across_workflows() -> None:
             assert seen.setdefault(m["action"], pin) == pin, f"{name}:{n}: {m['action']} pinned differently"
 
 
+def test_docs_list_every_pin() -> None:
+    docs = (ROOT / "docs" / "ci-cd.md").read_text()
+    for _, _, ref, comment in _uses_lines():
+        if m := PINNED.match(ref):
+            row = f"| {m['action']} | {(comment or '').strip()} | `{m['sha']}` |"
+            assert row in docs, f"docs/ci-cd.md pinned-actions table lacks: {row}"
+
+
 # --- permissions ------------------------------------------------------------------------
 
 
