@@ -14,6 +14,7 @@ from components import outputs as out
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.github import GitHubSecrets, GitHubSecretsArgs, owns_repository_level
 from components.images import platform_images
+from components.model_deployment import ModelDeployment, ModelDeploymentArgs
 from components.model_store import ModelStore, ModelStoreArgs
 from components.secrets import PlatformSecrets, PlatformSecretsArgs
 from components.settings import from_pulumi_config
@@ -61,6 +62,29 @@ if settings.github is not None and settings.hf_token is not None:
         ),
     )
 images = platform_images(settings, Path(__file__).resolve().parent)
+# Images this stack built win; otherwise the digest-pinned refs from config (settings checked
+# that every image the models need is one or the other).
+image_refs = {**settings.model_images, **images}
+models = {
+    model.name: ModelDeployment(
+        f"model-{model.name}",
+        ModelDeploymentArgs(
+            model=model,
+            namespace=platform_secrets.namespace,
+            s3_secret_name=platform_secrets.s3_secret_name,
+            store_config_name=platform_secrets.store_config_name,
+            hf_token_secret_name=platform_secrets.hf_token_secret_name,
+            pull_secret_name=platform_secrets.pull_secret_name,
+            model_cache_image=image_refs["model-cache"],
+            hf_server_image=image_refs.get("hf-server"),
+            node_selector=cluster.node_selector,
+            tolerations=cluster.tolerations,
+        ),
+        # The GPU operator must run before a pod can get a GPU.
+        opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[cluster.gpu_operator]),
+    )
+    for model in settings.models
+}
 
 pulumi.export(out.KUBECONFIG, cluster.kubeconfig)
 pulumi.export(out.CLUSTER_NAME, cluster.cluster_name)
@@ -76,3 +100,4 @@ pulumi.export(out.MODEL_NAMESPACE, platform_secrets.namespace)
 pulumi.export(out.GPU_NODE_SELECTOR, cluster.node_selector)
 pulumi.export(out.GPU_TOLERATIONS, cluster.tolerations)
 pulumi.export(out.IMAGES, images)
+pulumi.export(out.MODELS, {name: deployment.url for name, deployment in models.items()})

@@ -407,7 +407,7 @@ class ModelDeployment(pulumi.ComponentResource):
             "volumes": self._volumes(scratch=True, server=False),
         })
         return k8s.batch.v1.Job(
-            f"{name}-cache-warm",
+            f"{name}-warm",
             # No pulumi.com/skipAwait: Pulumi waits for the Job to succeed before the Deployment.
             # Its pod template is immutable, so a new revision replaces the Job (auto-named: the
             # new one runs before the old one is deleted).

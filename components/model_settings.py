@@ -47,7 +47,7 @@ RUNTIMES: Final = ("vllm", "hf-server")
 QUANTIZATIONS: Final = ("none", "4bit")
 CACHE_KINDS: Final = ("emptyDir", "hostPath")
 MAX_NAME_LENGTH: Final = 40
-"""Generated names (``<name>-cache-warm-<suffix>``, pod names) must stay within 63 characters."""
+"""The Job ``model-<name>-warm-<7 random>`` must stay within 63 characters (its pods' job-name label)."""
 MAX_REPLICAS: Final = 20
 MIN_MODEL_LEN: Final = 128
 MAX_MODEL_LEN: Final = 1_048_576
@@ -422,3 +422,31 @@ def _repo_problem(repo: str) -> str | None:
     if not (_REPO_PART.match(owner) and _REPO_PART.match(name)) or name.endswith(".git"):
         return "owner and name may use letters, digits, '-', '_' and '.' only"
     return None
+
+
+#: Config keys of the images model workloads run when this stack does not build them.
+IMAGE_KEYS: Final = {"model-cache": "modelCacheImage", "hf-server": "hfServerImage"}
+_DIGEST_REF = re.compile(r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$")
+
+
+def parse_model_images(configured: dict[str, str], *, models: tuple[ModelSettings, ...], built: bool,
+                       problems: list[str], project: str = "gpu-platform") -> dict[str, str]:
+    """``{image name: ref}`` from ``modelCacheImage``/``hfServerImage``: digest-pinned refs of images
+    built elsewhere (CI). Required when models need an image that this stack does not build."""
+    refs: dict[str, str] = {}
+    needed = {"model-cache"} if models else set()
+    if any(m.runtime == "hf-server" for m in models):
+        needed.add("hf-server")
+    for image, key in IMAGE_KEYS.items():
+        ref = (configured.get(key) or "").strip()
+        if ref and not _DIGEST_REF.match(ref):
+            problems.append(f"{project}:{key} = {ref!r}: must be a digest-pinned image ref "
+                            "(registry/path[:tag]@sha256:<64 hex>) so every pod runs the same bits. "
+                            f"Fix: pulumi config set {key} ghcr.io/<owner>/gpu-platform/{image}@sha256:<digest>")
+        elif ref:
+            refs[image] = ref
+        elif image in needed and not built:
+            problems.append(f"{project}:{key} is not set, but the models need the {image} image and buildImages is "
+                            f"false. Fix: pulumi config set {key} ghcr.io/<owner>/gpu-platform/{image}@sha256:<digest> "
+                            "(the digest CI pushed), or set buildImages true")
+    return refs

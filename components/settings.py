@@ -20,7 +20,7 @@ from typing import Any, Callable, Final, Mapping, Protocol, TypeVar
 import pulumi
 
 from components import catalog
-from components.model_settings import ModelSettings, parse_models
+from components.model_settings import ModelSettings, parse_model_images, parse_models
 
 PROJECT: Final = "gpu-platform"
 ENVIRONMENTS: Final = ("dev", "staging", "prod")
@@ -62,6 +62,8 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "buildImages": False,
     "imagePlatforms": ["linux/amd64"],
     "models": [],
+    "modelCacheImage": "",
+    "hfServerImage": "",
 }
 
 
@@ -140,6 +142,8 @@ class PlatformSettings:
     registry: RegistrySettings
     images: ImageSettings
     models: tuple[ModelSettings, ...] = ()
+    model_images: Mapping[str, str] = field(default_factory=dict)
+    """Image refs (``modelCacheImage``, ``hfServerImage``) used when this stack does not build them."""
     hf_token: pulumi.Output[str] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -382,6 +386,8 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
     models = parse_models(r.raw("models"), gpu_node_size=cluster.gpu_node_size,
                           gpu_node_count=cluster.gpu_node_count, environment=environment,
                           hf_token_set=hf_token is not None, problems=problems, project=PROJECT)
+    model_images = parse_model_images({key: r.string(key) for key in ("modelCacheImage", "hfServerImage")},
+                                      models=models, built=images.build, problems=problems, project=PROJECT)
     if problems:
         raise SettingsError(problems)
     return PlatformSettings(
@@ -395,6 +401,7 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
         registry=registry,
         images=images,
         models=models,
+        model_images=model_images,
         hf_token=hf_token,
     )
 

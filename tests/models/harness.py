@@ -76,7 +76,7 @@ def render(model: ModelSettings = SMALL, **overrides: Any) -> Rendered:
     holder: dict[str, Any] = {}
 
     def program() -> None:
-        holder["md"] = ModelDeployment(model.name, args)
+        holder["md"] = ModelDeployment(f"model-{model.name}", args)  # as __main__.py names it
 
     _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
     url = _sync_await(holder["md"].url.future())

@@ -247,3 +247,12 @@ def test_misuse_is_refused_with_a_clear_error() -> None:
                                store_config_name="c", model_cache_image="i")
     with pytest.raises(ValueError, match="gated"):
         ModelDeployment("x", args)
+
+
+def test_generated_names_fit_kubernetes_limits() -> None:
+    longest = render(model(name="m" * 40))
+    for manifest in longest.manifests():
+        # Mocks add "-" + 8 hex to the logical name; Pulumi's auto-naming adds "-" + 7 characters.
+        assert len(manifest["metadata"]["name"]) <= 64, manifest["metadata"]["name"]
+        if manifest["kind"] in ("Job", "Service"):
+            assert len(manifest["metadata"]["name"]) - 1 <= 63

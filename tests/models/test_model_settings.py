@@ -14,6 +14,8 @@ from components.model_settings import ModelSettings, parse_quantity
 from components.settings import SettingsError, load_settings
 
 SHA = "a09a35458c702b33eeacc393d103063234e8bc28"
+CACHE_IMAGE = "ghcr.io/acme/gpu-platform/model-cache@sha256:" + "1" * 64
+HF_IMAGE = "ghcr.io/acme/gpu-platform/hf-server:v1@sha256:" + "2" * 64
 PROD = {"environment": "prod", "apiAllowedCidrs": ["198.51.100.0/24"]}
 
 
@@ -33,8 +35,8 @@ class DictConfig:
 
 
 def load(models: Any, base: dict[str, Any] | None = None, secrets: dict[str, str] | None = None):
-    return load_settings(DictConfig({**(base or {}), "models": models}, secrets), project="gpu-platform",
-                         stack="test")
+    values = {"modelCacheImage": CACHE_IMAGE, "hfServerImage": HF_IMAGE, **(base or {}), "models": models}
+    return load_settings(DictConfig(values, secrets), project="gpu-platform", stack="test")
 
 
 def problems(models: Any, base: dict[str, Any] | None = None, secrets: dict[str, str] | None = None) -> list[str]:
@@ -250,3 +252,18 @@ def test_each_problem_names_model_field_value_and_fix() -> None:
 @pytest.mark.parametrize(("text", "value"), [("500m", 0.5), ("4", 4), ("32Gi", 32 * 2**30), ("1.5G", 1.5e9)])
 def test_quantities(text: str, value: float) -> None:
     assert float(parse_quantity(text)) == value
+
+
+def test_images_come_from_config_when_not_built() -> None:
+    settings = load([entry(runtime="hf-server")])
+    assert settings.model_images == {"model-cache": CACHE_IMAGE, "hf-server": HF_IMAGE}
+    assert "modelCacheImage is not set" in only_problem([entry()], {"modelCacheImage": None})
+    assert "hfServerImage is not set" in only_problem([entry(runtime="hf-server")], {"hfServerImage": None})
+    assert load([entry()], {"hfServerImage": None}).models  # vllm models need no hf-server image
+    assert load([], {"modelCacheImage": None}).model_images == {"hf-server": HF_IMAGE}
+
+
+@pytest.mark.parametrize("ref", ["ghcr.io/acme/model-cache:latest", "model-cache@sha256:abc",
+                                 "ghcr.io/acme/model-cache@sha256:" + "A" * 64])
+def test_image_refs_must_be_digest_pinned(ref: str) -> None:
+    assert "must be a digest-pinned image ref" in only_problem([entry()], {"modelCacheImage": ref})
