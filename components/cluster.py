@@ -115,7 +115,7 @@ class GpuCluster(pulumi.ComponentResource):
             firewall_id=self.firewall.id,
             cluster_type="k3s",
             cni=s.cni,
-            kubernetes_version=s.kubernetes_version,
+            kubernetes_version=self._checked_kubernetes_version(s),
             write_kubeconfig=True,
             pools=civo.KubernetesClusterPoolsArgs(
                 size=s.system_node_size,
@@ -182,6 +182,26 @@ class GpuCluster(pulumi.ComponentResource):
                     "Fix: pulumi config set gpuNodeSize <one of them>"
                 )
             return found.name
+
+        return offered.apply(check)
+
+    def _checked_kubernetes_version(self, s: ClusterSettings) -> pulumi.Output[str] | None:
+        """A pinned k3s version, confirmed as offered by the live API; None follows Civo's default."""
+        if s.kubernetes_version is None:
+            return None
+        offered = civo.get_kubernetes_version_output(
+            filters=[civo.GetKubernetesVersionFilterArgs(key="type", values=["k3s"])],
+            opts=pulumi.InvokeOptions(parent=self),
+        )
+
+        def check(result: civo.GetKubernetesVersionResult) -> str:
+            versions = sorted(v.version for v in result.versions)
+            if s.kubernetes_version not in versions:
+                raise ValueError(
+                    f"kubernetesVersion {s.kubernetes_version!r} is not offered by Civo any more; offered: "
+                    f"{', '.join(versions)}. Fix: pulumi config set kubernetesVersion <one of them>"
+                )
+            return s.kubernetes_version
 
         return offered.apply(check)
 

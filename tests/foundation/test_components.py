@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pulumi
 import pytest
 from pulumi.runtime.rpc import is_rpc_secret
@@ -18,6 +22,7 @@ K8S_PROVIDER = "pulumi:providers:kubernetes"
 HELM = "kubernetes:helm.sh/v3:Release"
 CREDENTIAL = "civo:index/objectStoreCredential:ObjectStoreCredential"
 BUCKET = "civo:index/objectStore:ObjectStore"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_gpu_pool_is_labelled_tainted_and_replaced_on_resize(stack_plan) -> None:
@@ -174,3 +179,57 @@ def test_model_store_secret_outputs_are_secret_on_the_component() -> pulumi.Outp
         assert not await store.bucket.is_secret()
 
     return pulumi.Output.from_input(check())
+
+
+_NO_GPU_ACCOUNT_PROGRAM = """
+import sys
+import pulumi
+from components.cluster import GpuCluster, GpuClusterArgs
+from components.settings import ClusterSettings
+from tools.plan_mocks import PlatformMocks
+
+
+class NoGpuAccount(PlatformMocks):
+    # An account without GPU quota, whose pinned k3s version Civo has withdrawn.
+    def call(self, args):
+        result = super().call(args)
+        result.pop("versions", None)
+        if "sizes" in result:
+            result["sizes"] = [s for s in result["sizes"] if not s["gpu"]]
+        return result or {"versions": []}
+
+
+@pulumi.runtime.test
+def program():
+    pulumi.runtime.set_mocks(NoGpuAccount("gpu-platform", "unit"), project="gpu-platform", stack="unit")
+    version = sys.argv[1] or None
+    settings = ClusterSettings("LON1", version, "cilium", "g4s.kube.medium", 1,
+                               "an.g1.l40s.kube.x1", 1, ("192.0.2.0/24",), "v25.10.1")
+    return GpuCluster("unit", GpuClusterArgs(settings, "gpu-platform-unit")).cluster_id
+
+
+try:
+    program()
+except ValueError as exc:
+    print(str(exc).splitlines()[-1])
+    sys.exit(3)
+"""
+
+
+def _run_against_account(version: str) -> subprocess.CompletedProcess[str]:
+    # A subprocess: a program failing mid-registration leaves Pulumi's runtime unusable in-process.
+    return subprocess.run([sys.executable, "-c", _NO_GPU_ACCOUNT_PROGRAM, version], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_gpu_size_not_offered_by_the_live_api_fails_the_run_with_the_fix() -> None:
+    proc = _run_against_account("")
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert ("'an.g1.l40s.kube.x1' is not a GPU Kubernetes size offered in LON1 to this account; "
+            "offered GPU sizes: none. Fix: pulumi config set gpuNodeSize") in proc.stdout
+
+
+def test_pinned_version_withdrawn_by_civo_fails_the_run_with_the_fix() -> None:
+    proc = _run_against_account("1.32.5-k3s1")
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "kubernetesVersion '1.32.5-k3s1' is not offered by Civo any more" in proc.stdout

@@ -53,13 +53,13 @@ def test_plan_outputs_file_masks_secrets(tmp_path: Path) -> None:
 
 def test_bad_config_exits_nonzero_with_only_the_settings_error(tmp_path: Path) -> None:
     proc = run_plan_cli("--stack", "prod", "--out", str(tmp_path),
-                        "--config", "gpuNodeSize=g4s.kube.small", "--config", "gpuNodeCount=0")
+                        "--config", "bucketMaxSizeGb=750", "--config", "cni=calico")
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert lines[0] == "error: invalid stack configuration (2 problem(s)):"
-    assert any("gpu-platform:gpuNodeSize = 'g4s.kube.small'" in line for line in lines)
-    assert any("gpu-platform:gpuNodeCount = 0" in line for line in lines)
+    assert any("gpu-platform:bucketMaxSizeGb = 750" in line for line in lines)
+    assert any("gpu-platform:cni = 'calico'" in line for line in lines)
     assert "Traceback" not in proc.stderr
     assert not tmp_path.joinpath("outputs.json").exists()
 
