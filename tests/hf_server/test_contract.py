@@ -141,6 +141,16 @@ def test_default_max_tokens_applies(client):
         assert body["usage"]["completion_tokens"] == 16
 
 
+def test_min_tokens_forces_the_length(client):
+    for stream in (False, True):
+        r = client.post("/v1/completions", json={"prompt": "hello", "max_tokens": 20, "min_tokens": 20,
+                                                 "temperature": 1.0, "stream": stream,
+                                                 "stream_options": {"include_usage": True}})
+        assert r.status_code == 200, r.text
+        usage = parse_sse(r.text)[0][-1]["usage"] if stream else r.json()["usage"]
+        assert usage["completion_tokens"] == 20
+
+
 def _family(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
@@ -194,6 +204,7 @@ GOOD_CHAT = {"messages": [{"role": "user", "content": "hi"}]}
     ("/v1/completions", {"max_tokens": 4}, ["prompt"]),
     ("/v1/completions", {"prompt": "hi", "max_tokens": "many"}, ["max_tokens"]),
     ("/v1/completions", {"prompt": "hi", "top_p": 0}, ["top_p"]),
+    ("/v1/completions", {"prompt": "hi", "max_tokens": 4, "min_tokens": 5}, ["min_tokens", "max_tokens"]),
     ("/v1/completions", {"prompt": "hi", "stop": ["a", "b", "c", "d", "e"]}, ["stop"]),
     ("/v1/completions", {"prompt": "hi " * 400, "max_tokens": 64}, ["context length"]),
 ])

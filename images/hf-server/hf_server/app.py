@@ -175,7 +175,11 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
         if max_tokens > settings.max_tokens_limit:
             raise APIError(400, f"max_tokens={max_tokens} is above this server's limit of "
                                 f"{settings.max_tokens_limit}", "invalid_request_error", "max_tokens")
-        return GenerationParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, stop=req.stop)
+        if req.min_tokens > max_tokens:
+            raise APIError(400, f"min_tokens={req.min_tokens} is larger than max_tokens={max_tokens}",
+                           "invalid_request_error", "min_tokens")
+        return GenerationParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, stop=req.stop,
+                                min_tokens=req.min_tokens)
 
     def prepare(encode, params: GenerationParams) -> list[int]:
         try:

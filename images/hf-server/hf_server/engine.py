@@ -43,6 +43,7 @@ class GenerationParams:
     temperature: float = 1.0
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
+    min_tokens: int = 0
 
 
 @dataclass
@@ -310,6 +311,7 @@ class ModelEngine:
             "input_ids": input_ids,
             "attention_mask": torch.ones_like(input_ids),
             "max_new_tokens": params.max_tokens,
+            "min_new_tokens": params.min_tokens or None,
             "pad_token_id": self.tokenizer.pad_token_id,
             "stopping_criteria": transformers.StoppingCriteriaList([_Cancelled()]),
         }
