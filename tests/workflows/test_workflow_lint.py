@@ -108,7 +108,7 @@ def test_actionlint_catches_a_planted_mistake(tmp_path: Path) -> None:
 
 
 def test_zizmor_reports_no_findings() -> None:
-    findings = _zizmor(".github/workflows")
+    findings = _zizmor(".github")
     summary = "\n".join(f"{f['ident']}: {f['desc']}" for f in findings)
     assert findings == [], "zizmor findings:\n" + summary
 
