@@ -282,6 +282,7 @@ def test_images_signs_attests_and_scans_each_image_by_digest() -> None:
     for att in (attest_sbom, provenance):
         assert att["with"]["subject-digest"] == "${{ matrix.digest }}"
         assert att["with"]["push-to-registry"] is True
+        assert att["with"]["create-storage-record"] is False  # needs artifact-metadata: write
 
 
 def test_images_scans_the_pushed_image_for_the_hf_token() -> None:
