@@ -29,6 +29,12 @@ store = ModelStore(
     "models",
     ModelStoreArgs(settings=settings.store, name_prefix=settings.name_prefix),
 )
+# Pod Security "restricted" (and "baseline") forbid hostPath volumes: a model that opts into the
+# node cache lowers the namespace to "privileged", loudly (docs/models.md, "The node cache").
+node_cache_models = [m.name for m in settings.models if m.cache == "hostPath"]
+if node_cache_models:
+    pulumi.log.warn(f"models {', '.join(node_cache_models)} use cache: hostPath, so namespace "
+                    f"{settings.model_namespace} enforces Pod Security 'privileged' instead of 'restricted'")
 platform_secrets = PlatformSecrets(
     "platform",
     PlatformSecretsArgs(
@@ -42,6 +48,7 @@ platform_secrets = PlatformSecrets(
         registry_server=settings.registry.server,
         registry_username=settings.registry.username or None,
         registry_password=settings.registry.password,
+        pod_security="privileged" if node_cache_models else "restricted",
     ),
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )

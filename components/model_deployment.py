@@ -117,7 +117,9 @@ class ModelDeployment(pulumi.ComponentResource):
             opts=child,
         )
 
-        depends: list[pulumi.Resource] = []
+        # Children do not inherit a component's depends_on: the Deployment (which needs GPUs,
+        # so e.g. the GPU operator) gets it explicitly, after the cache-warm Job.
+        depends: list[pulumi.Resource] = _resources(opts.depends_on if opts else None)
         self.cache_warm_job = None
         if m.warm_cache:
             self.cache_warm_job = self._cache_warm_job(name)
@@ -425,6 +427,14 @@ class ModelDeployment(pulumi.ComponentResource):
                                                       update=f"{CACHE_WARM_DEADLINE_SECONDS // 60}m"),
             ),
         )
+
+
+def _resources(depends_on: Any) -> list[pulumi.Resource]:
+    if depends_on is None:
+        return []
+    if isinstance(depends_on, pulumi.Resource):
+        return [depends_on]
+    return [d for d in depends_on if isinstance(d, pulumi.Resource)]
 
 
 def checkov_skip_annotations() -> dict[str, str]:

@@ -256,3 +256,23 @@ def test_generated_names_fit_kubernetes_limits() -> None:
         assert len(manifest["metadata"]["name"]) <= 64, manifest["metadata"]["name"]
         if manifest["kind"] in ("Job", "Service"):
             assert len(manifest["metadata"]["name"]) - 1 <= 63
+
+
+def test_deployment_waits_for_what_the_component_depends_on(stack_plan) -> None:
+    plan = stack_plan("dev")
+    [deployment] = plan.by_type("kubernetes:apps/v1:Deployment")
+    names = {urn.rsplit("::", 1)[-1] for urn in deployment.dependencies}
+    assert {"gpu-gpu-operator", "model-qwen-small-warm"} <= names
+
+
+def _namespace_psa(plan) -> str:
+    [namespace] = [m for m in plan.manifests() if m["kind"] == "Namespace" and m["metadata"]["name"] == "models"]
+    return namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+
+
+def test_node_cache_lowers_pod_security_loudly(stack_plan, plan_with) -> None:
+    assert _namespace_psa(stack_plan("dev")) == "restricted"
+    plan = plan_with("dev", models=[{"name": "qwen-small", "repo": "Qwen/Qwen2.5-0.5B-Instruct", "cacheSize": "20Gi",
+                                     "cache": "hostPath", "hostPath": "/var/lib/gpu-platform/models"}])
+    assert _namespace_psa(plan) == "privileged"
+    assert any("cache: hostPath" in w and "privileged" in w for w in plan.warnings)
