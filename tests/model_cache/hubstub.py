@@ -207,8 +207,44 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
 
+    def _tree(self, repo_id: str, rev: str, query: dict, head: bool):
+        """GET /api/models/{repo}/tree/{rev}[/{dir}]?recursive=true (snapshot_download lists files this way)."""
+        stub = self.stub
+        stub.count("api-tree", repo_id, rev)
+        repo = stub.repos.get(repo_id)
+        if repo is None:
+            return self._error(401, "RepoNotFound", "Repository not found", head)
+        if not self._auth(repo, head):
+            return
+        rev, _, sub = rev.partition("/")
+        sha = repo.refs.get(rev, rev if rev == repo.sha else None)
+        if sha is None:
+            return self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}", head)
+        recursive = query.get("recursive", ["false"])[0].lower() == "true"
+        base = sub.strip("/") + "/" if sub.strip("/") else ""
+        entries, dirs = [], set()
+        for f in repo.files:
+            if not f.path.startswith(base):
+                continue
+            rest = f.path[len(base):]
+            parts = rest.split("/")
+            for i in range(1, len(parts)):
+                d = base + "/".join(parts[:i])
+                if d not in dirs and (recursive or i == 1):
+                    dirs.add(d)
+                    entries.append({"type": "directory", "oid": "0" * 40, "size": 0, "path": d})
+            if recursive or len(parts) == 1:
+                e = {"type": "file", "oid": f.oid, "size": f.size, "path": f.path}
+                if f.lfs:
+                    e["lfs"] = {"oid": f.sha256, "size": f.size, "pointerSize": 134}
+                entries.append(e)
+        self._send(200, json.dumps(entries).encode(), {"Content-Type": "application/json"}, head)
+
     def _api(self, rest: str, query: dict, head: bool):
         stub = self.stub
+        m = re.match(r"^([^/]+/[^/]+)/tree/(.+)$", rest)
+        if m:
+            return self._tree(m.group(1), m.group(2), query, head)
         if "/revision/" in rest:
             repo_id, rev = rest.split("/revision/", 1)
         else:

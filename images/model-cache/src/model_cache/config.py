@@ -83,6 +83,7 @@ class Settings:
     poll_interval: float
     wait_timeout: float
     verify: str
+    payload_signing: bool = False
 
     @property
     def part_concurrency(self) -> int:
@@ -184,6 +185,7 @@ def load(args, command: str, environ: dict[str, str] | None = None) -> Settings:
         poll_interval=_float(env, "MODEL_CACHE_POLL_INTERVAL", 3.0, minimum=0.05),
         wait_timeout=_float(env, "MODEL_CACHE_WAIT_TIMEOUT", 4 * 3600.0, minimum=1.0),
         verify=verify,
+        payload_signing=_truthy(env.get("S3_PAYLOAD_SIGNING")),
     )
     if command == "ensure" and not settings.hf_endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"HF_ENDPOINT={settings.hf_endpoint!r} must start with http:// or https://")

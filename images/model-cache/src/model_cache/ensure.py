@@ -18,6 +18,7 @@ from .errors import HubUnreachable, IntegrityError, LeaseLost, ModelCacheError, 
 from .layout import COMMIT_SHA, MANIFEST_NAME, Layout, validate_file_path
 from .lease import Lease
 from .progress import Progress, duration, human
+from .streaming import StreamingMultipart
 
 log = logging.getLogger("model_cache")
 
@@ -224,7 +225,8 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
     )
     manager = TransferManager(client, tconfig)
     lock = threading.Lock()
-    uploads: list[Future] = []
+    uploads: list[tuple[Future, dict]] = []
+    done_entries: list[dict] = []
 
     class Upload(BaseSubscriber):
         """Counts bytes; when the upload ends (either way) frees the local file and its disk budget."""
@@ -236,8 +238,31 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
             up.update(bytes_transferred)
 
         def on_done(self, future, **kwargs):
+            log.debug("uploaded %s", self.dest.name)
             self.dest.unlink(missing_ok=True)
             budget.release(self.n)
+
+    part_pool = ThreadPoolExecutor(max_workers=s.part_concurrency, thread_name_prefix="part-upload")
+
+    def meta_for(f: hub.RemoteFile, sha256: str) -> dict:
+        meta = {"sha256": sha256, "model-cache": __version__}
+        if f.git_oid:
+            meta["git-oid"] = f.git_oid
+        return meta
+
+    def streamed(f: hub.RemoteFile, dest: Path) -> dict:
+        """Big LFS file: parts go to S3 while the file downloads; completed only once verified."""
+        mpu = StreamingMultipart(client, s.bucket, keys[f.path], dest, f.size or 0, s.chunk_size, part_pool,
+                                 {"Metadata": meta_for(f, f.sha256 or ""), "ContentType": "application/octet-stream"},
+                                 up.update)
+        try:
+            got = hub.download(s, snap, f, dest, down.update, on_write=mpu.written, on_rewind=mpu.rewound)
+            lease.check()
+            mpu.complete()
+        except BaseException:
+            mpu.abort()
+            raise
+        return {"path": f.path, "size": got.size, "sha256": got.sha256}
 
     def one(f: hub.RemoteFile):
         last: Exception | None = None
@@ -247,8 +272,26 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
             lease.check()
             budget.acquire(f.size or 0, cancelled)
             dest = tmp / f"{len(f.path)}-{abs(hash(f.path))}-{attempt}"
+            t0 = time.monotonic()
+            if f.sha256 and (f.size or 0) > s.chunk_size:
+                try:
+                    entry = streamed(f, dest)
+                except (IntegrityError, HubUnreachable, OSError) as exc:
+                    last = exc
+                    if attempt < s.file_retries:
+                        log.warning("%s (attempt %d/%d); retrying", exc, attempt, s.file_retries)
+                        time.sleep(min(2 ** attempt, 10))
+                    continue
+                finally:
+                    dest.unlink(missing_ok=True)
+                    budget.release(f.size or 0)
+                log.debug("cached %s (%s) in %.2fs", f.path, human(entry["size"]), time.monotonic() - t0)
+                with lock:
+                    done_entries.append(entry)
+                return
             try:
                 got = hub.download(s, snap, f, dest, down.update)
+                log.debug("downloaded %s (%s) in %.2fs", f.path, human(got.size), time.monotonic() - t0)
             except (IntegrityError, HubUnreachable, OSError) as exc:
                 budget.release(f.size or 0)
                 dest.unlink(missing_ok=True)
@@ -262,18 +305,16 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
                 dest.unlink(missing_ok=True)
                 raise
             lease.check()
-            meta = {"sha256": got.sha256, "model-cache": __version__}
-            if f.git_oid:
-                meta["git-oid"] = f.git_oid
             entry = {"path": f.path, "size": got.size, "sha256": got.sha256}
-            # Pipelined: the upload starts now, while other files are still downloading.
+            # Small or non-LFS file: verified complete, then uploaded (s3transfer) while others download.
             future = manager.upload(str(dest), s.bucket, keys[f.path],
-                                    extra_args={"Metadata": meta, "ContentType": "application/octet-stream"},
+                                    extra_args={"Metadata": meta_for(f, got.sha256),
+                                                "ContentType": "application/octet-stream"},
                                     subscribers=[Upload(dest, f.size or 0)])
             with lock:
                 uploads.append((future, entry))
             return
-        raise ModelCacheError(f"could not download {f.path} after {s.file_retries} attempts: {last}")
+        raise ModelCacheError(f"could not cache {f.path} after {s.file_retries} attempts: {last}")
 
     log.info("caching %d file(s), %s: %d parallel download(s), %d parallel part upload(s) of %s",
              len(todo), human(total), s.hf_max_workers, s.part_concurrency, human(s.chunk_size))
@@ -287,6 +328,10 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
                     for p in pending:
                         p.cancel()
                     raise fut.exception()
+        for entry in done_entries:
+            h = client.head_object(Bucket=s.bucket, Key=keys[entry["path"]])
+            entry["etag"] = h.get("ETag", "")
+            entries[entry["path"]] = entry
         for future, entry in uploads:
             lease.check()
             future.result()
@@ -302,6 +347,7 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
         manager.shutdown(cancel=True)
         raise
     finally:
+        part_pool.shutdown(wait=True, cancel_futures=True)
         down.close()
         up.close()
         shutil.rmtree(tmp, ignore_errors=True)

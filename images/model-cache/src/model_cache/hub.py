@@ -115,11 +115,14 @@ class HashingWriter:
     http_get may rewind to the start when a server ignores a resume Range: that resets the hashes.
     """
 
-    def __init__(self, fh, size: int | None, git: bool, on_bytes: Callable[[int], None]):
+    def __init__(self, fh, size: int | None, git: bool, on_bytes: Callable[[int], None],
+                 on_write: Callable[[int], None] | None = None, on_rewind: Callable[[], None] | None = None):
         self._fh = fh
         self._size = size
         self._git = git and size is not None
         self._on_bytes = on_bytes
+        self._on_write = on_write      # told how many bytes are on disk (flushed) after each write
+        self._on_rewind = on_rewind
         self._reset()
 
     def _reset(self) -> None:
@@ -134,6 +137,9 @@ class HashingWriter:
             self.sha1.update(data)
         self.count += len(data)
         self._on_bytes(len(data))
+        if self._on_write is not None:
+            self._fh.flush()  # readers of the file (part uploads) must see these bytes
+            self._on_write(self.count)
         return len(data)
 
     def tell(self) -> int:
@@ -143,6 +149,8 @@ class HashingWriter:
         if whence != 0 or pos != 0:
             raise OSError("model-cache: only a rewind to the start is supported while hashing")
         self._on_bytes(-self.count)
+        if self._on_rewind is not None:
+            self._on_rewind()
         self._reset()
         return self._fh.seek(0)
 
@@ -160,7 +168,9 @@ class Downloaded:
     sha256: str
 
 
-def download(s: Settings, snap: Snapshot, f: RemoteFile, dest: Path, on_bytes: Callable[[int], None]) -> Downloaded:
+def download(s: Settings, snap: Snapshot, f: RemoteFile, dest: Path, on_bytes: Callable[[int], None],
+             on_write: Callable[[int], None] | None = None,
+             on_rewind: Callable[[], None] | None = None) -> Downloaded:
     """One file, pinned to the commit sha, streamed to `dest` while hashing; verified before returning.
 
     Uses huggingface_hub's own building blocks (hf_hub_url, get_hf_file_metadata = the HEAD with the
@@ -195,7 +205,8 @@ def download(s: Settings, snap: Snapshot, f: RemoteFile, dest: Path, on_bytes: C
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "wb") as fh:
-        writer = HashingWriter(fh, size, git=expected_sha256 is None and f.git_oid is not None, on_bytes=on_bytes)
+        writer = HashingWriter(fh, size, git=expected_sha256 is None and f.git_oid is not None, on_bytes=on_bytes,
+                               on_write=on_write, on_rewind=on_rewind)
         try:
             http_get(location, writer, headers=headers, expected_size=size, displayed_filename=f.path)
         except Exception as exc:

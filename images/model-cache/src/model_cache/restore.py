@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import s3
 from .config import Settings
@@ -21,6 +22,9 @@ from .progress import Progress, duration, human
 
 log = logging.getLogger("model_cache")
 READ_BLOCK = 8 * 1024 * 1024
+MiB = 1024 * 1024
+BLOCK = 1024 * 1024        # bytes read from a GET response at a time
+HASH_BLOCK = 4 * 1024 * 1024
 
 
 def _hash_file(path: Path) -> str:
@@ -33,10 +37,12 @@ def _hash_file(path: Path) -> str:
 
 @dataclass
 class FileJob:
-    """One file being assembled from ranged GETs.
+    """One file being assembled from ranged GETs written at their offsets.
 
-    Parts may arrive in any order; they are written at their offset at once and fed to sha256
-    strictly in order, so the hash is computed while bytes stream (no second pass over the file).
+    sha256 is fed strictly in order: whenever the parts from the start of the file are complete,
+    the newly contiguous bytes are hashed right away (read back from the page cache they were
+    just written to), so hashing runs while the rest of the file is still streaming, and memory
+    stays at one small block per connection instead of whole parts.
     """
 
     entry: dict
@@ -44,13 +50,23 @@ class FileJob:
     final: Path
     tmp: Path
     size: int
+    part_size: int
     parts: int
     fd: int = -1
-    next_part: int = 0                     # next part index to hash
-    pending: dict = field(default_factory=dict)
-    sha: hashlib._Hash = field(default_factory=hashlib.sha256)
+    done: set = field(default_factory=set)   # finished part indexes
+    next_part: int = 0                       # first part not yet hashed
+    sha: Any = field(default_factory=hashlib.sha256)
     lock: threading.Lock = field(default_factory=threading.Lock)
     failed: bool = False
+    finishing: bool = False
+
+
+def _claim_finish(j: FileJob, complete: bool) -> bool:
+    """Exactly one worker finishes a file (call with j.lock held)."""
+    if complete and not j.finishing:
+        j.finishing = True
+        return True
+    return False
 
 
 def restore(s: Settings, dest: Path) -> int:
@@ -89,11 +105,11 @@ def restore(s: Settings, dest: Path) -> int:
             continue
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".{final.name}.model-cache-partial"
-        parts = max(1, -(-size // s.chunk_size))
-        jobs.append(FileJob(entry=e, key=Layout(s.prefix, s.repo_id).file_key(manifest["sha"], e["path"]),
-                            final=final, tmp=tmp, size=size, parts=parts))
+        jobs.append(FileJob(entry=e, key=layout.file_key(manifest["sha"], e["path"]), final=final, tmp=tmp,
+                            size=size, part_size=1, parts=1))
     if marker.exists():
         marker.unlink()  # the marker says "complete"; it is rewritten when this run completes
+    _plan_parts(jobs, s)
     total = sum(j.size for j in jobs)
     if jobs:
         log.info("restoring %d file(s), %s from s3://%s/%s into %s (%d already present)", len(jobs), human(total),
@@ -141,56 +157,100 @@ def _present_and_correct(path: Path, e: dict, rec: dict | None, verify: str) -> 
     return bool(e.get("sha256")) and _hash_file(path) == e["sha256"]
 
 
-def _fetch_all(client, s: Settings, jobs: list[FileJob], total: int) -> None:
-    """Parallel ranged GETs over all files.
+def _plan_parts(jobs: list[FileJob], s: Settings) -> None:
+    """Split files into ranges so that all connections are busy: few big files get several
+    streams each, many files get one stream each. Ranges are at least one chunk (MODEL_CACHE_CHUNK_MB)."""
+    streams = s.part_concurrency
+    per_file = max(1, -(-streams // max(len(jobs), 1)))
+    for j in jobs:
+        part = max(s.chunk_size, -(-j.size // per_file))
+        part = -(-part // MiB) * MiB
+        j.part_size = part
+        j.parts = max(1, -(-j.size // part))
 
-    Hand-written instead of s3transfer's download_file because s3transfer writes ranges out of order
-    and hashes nothing, so verifying sha256 would need a second full read of every file. Memory is
-    bounded: a part holds a permit from the moment its GET is issued until its bytes are hashed,
-    and parts are issued in file order, so the earliest unhashed part always holds a permit (no
-    deadlock) and at most `permits` x chunk bytes are buffered.
+
+def _fetch_all(client, s: Settings, jobs: list[FileJob], total: int) -> None:
+    """Parallel ranged GETs over all files, each range streamed to disk in small blocks.
+
+    Hand-written instead of s3transfer's download_file because s3transfer writes ranges out of
+    order and hashes nothing (verifying would need a second full read of each file after the
+    download), and buffers whole parts in memory. Here a range that breaks mid-stream is
+    re-requested from the byte where it stopped.
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
     concurrency = s.part_concurrency
-    permits = threading.Semaphore(max(concurrency * 2, 2))
-    tasks: queue.Queue = queue.Queue(maxsize=concurrency * 2)
+    tasks: queue.Queue = queue.Queue()
+    for j in jobs:
+        j.fd = os.open(j.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        if j.size:
+            os.ftruncate(j.fd, j.size)
+        for idx in range(j.parts):
+            tasks.put((j, idx))
     errors: list[BaseException] = []
     stop = threading.Event()
     progress = Progress("restore", total, disabled=s.disable_progress)
 
-    for j in jobs:
-        j.fd = os.open(j.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-
-    def get_part(j: FileJob, idx: int) -> bytes:
-        start = idx * s.chunk_size
-        end = min(start + s.chunk_size, j.size) - 1
-        last: BaseException | None = None
-        for attempt in range(1, s.file_retries + 2):
+    def get_range(j: FileJob, idx: int) -> None:
+        start = idx * j.part_size
+        end = min(start + j.part_size, j.size) - 1
+        pos = start
+        attempt = 0
+        while True:
             try:
-                kwargs = {"Range": f"bytes={start}-{end}"} if j.size > 0 else {}
+                kwargs = {"Range": f"bytes={pos}-{end}"} if j.size > 0 else {}
                 resp = client.get_object(Bucket=s.bucket, Key=j.key, **kwargs)
                 etag = resp.get("ETag", "")
                 if s.verify == "etag" and j.entry.get("etag") and etag and etag != j.entry["etag"]:
                     raise IntegrityError(f"{j.entry['path']}: object ETag {etag} differs from the manifest's "
                                          f"{j.entry['etag']} (changed or corrupted in the bucket)")
-                data = resp["Body"].read()
-                if len(data) != end - start + 1 and j.size > 0:
-                    raise IntegrityError(f"{j.entry['path']}: short read at {start} ({len(data)} bytes)")
-                return data
+                body = resp["Body"]
+                for block in body.iter_chunks(BLOCK):
+                    if stop.is_set():
+                        return
+                    if pos + len(block) > end + 1:
+                        raise IntegrityError(f"{j.entry['path']}: S3 sent more bytes than the manifest's size")
+                    os.pwrite(j.fd, block, pos)
+                    pos += len(block)
+                    progress.update(len(block))
+                if pos != end + 1 and j.size > 0:
+                    raise OSError(f"short read: range ended at {pos}, expected {end + 1}")
+                return
             except ClientError as exc:
                 if s3.is_not_found(exc):
                     raise IntegrityError(f"{j.entry['path']}: object s3://{s.bucket}/{j.key} is missing "
                                          "although the manifest lists it") from None
-                if s3.error_code(exc) in ("InvalidRange",) and j.size == 0:
-                    return b""
-                last = exc  # botocore already retried 5xx/throttling; one more round here
-            except (BotoCoreError, OSError) as exc:  # stalled/broken body: retry the range
+                last: BaseException = exc  # botocore already retried 5xx/throttling; a few more rounds here
+            except (BotoCoreError, OSError) as exc:  # stalled or broken body: resume where it stopped
                 last = exc
-            if stop.is_set():
-                break
+            attempt += 1
+            if attempt > s.file_retries or stop.is_set():
+                raise ModelCacheError(f"{j.entry['path']}: S3 GET of bytes {pos}-{end} failed after "
+                                      f"{attempt} attempt(s): {last}")
+            log.warning("%s: S3 GET at byte %d failed (%s); retrying", j.entry["path"], pos, last)
             time.sleep(min(2 ** attempt * 0.2, 5))
-        raise ModelCacheError(f"{j.entry['path']}: S3 GET of bytes {start}-{end} failed after retries: {last}")
+
+    def advance_hash(j: FileJob) -> bool:
+        """Hash parts that are now contiguous from the start; True when the file is complete."""
+        with j.lock:
+            rfd = None
+            try:
+                while j.next_part in j.done:
+                    off = j.next_part * j.part_size
+                    stop_at = min(off + j.part_size, j.size)
+                    if rfd is None:
+                        rfd = os.open(j.tmp, os.O_RDONLY)
+                    while off < stop_at:
+                        block = os.pread(rfd, min(HASH_BLOCK, stop_at - off), off)
+                        if not block:
+                            raise IntegrityError(f"{j.entry['path']}: local file shorter than written")
+                        j.sha.update(block)
+                        off += len(block)
+                    j.next_part += 1
+            finally:
+                if rfd is not None:
+                    os.close(rfd)
+            return _claim_finish(j, j.next_part == j.parts)
 
     def finish(j: FileJob) -> None:
         os.close(j.fd)
@@ -204,65 +264,52 @@ def _fetch_all(client, s: Settings, jobs: list[FileJob], total: int) -> None:
         os.replace(j.tmp, j.final)  # atomic: the file appears complete or not at all
 
     def worker() -> None:
-        while True:
-            item = tasks.get()
-            if item is None:
-                return
-            j, idx = item
+        while not stop.is_set():
             try:
-                if stop.is_set() or j.failed:
-                    permits.release()
+                j, idx = tasks.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if j.failed:
                     continue
-                data = get_part(j, idx)
-                os.pwrite(j.fd, data, idx * s.chunk_size)
-                progress.update(len(data))
-                ready = []
+                get_range(j, idx)
+                if stop.is_set():
+                    return
                 with j.lock:
-                    j.pending[idx] = data
-                    while j.next_part in j.pending:
-                        ready.append(j.pending.pop(j.next_part))
-                        j.next_part += 1
-                    # Hash under the lock: keeps the order; hashlib releases the GIL on big blocks.
-                    for block in ready:
-                        j.sha.update(block)
-                        permits.release()
-                    complete = j.next_part == j.parts
+                    j.done.add(idx)
+                if s.verify == "sha256":
+                    complete = advance_hash(j)
+                else:
+                    with j.lock:
+                        complete = _claim_finish(j, len(j.done) == j.parts)
                 if complete:
                     finish(j)
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 j.failed = True
                 errors.append(exc)
                 stop.set()
-                permits.release()
 
-    threads = [threading.Thread(target=worker, name=f"restore-{i}", daemon=True) for i in range(concurrency)]
-    for t in threads:
-        t.start()
+    threads = [threading.Thread(target=worker, name=f"restore-{i}", daemon=True)
+               for i in range(min(concurrency, tasks.qsize()) or 1)]
     try:
-        for j in jobs:
-            for idx in range(j.parts):
-                if stop.is_set():
-                    break
-                while not permits.acquire(timeout=0.5):
-                    if stop.is_set():
-                        break
-                else:
-                    tasks.put((j, idx))
-                    continue
-                break
-            if stop.is_set():
-                break
-    finally:
-        for _ in threads:
-            tasks.put(None)
         for t in threads:
-            t.join()
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.5)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
         progress.close()
         for j in jobs:
             if j.fd >= 0:
                 os.close(j.fd)
                 j.fd = -1
-            if not j.final.exists() or errors:
+            if errors or not j.final.exists():
                 j.tmp.unlink(missing_ok=True)
     if errors:
         first = errors[0]

@@ -24,7 +24,11 @@ def make_client(s: Settings):
         # boto3 >= 1.36 adds CRC checksums by default; S3-compatible stores (Civo) reject them.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        s3={"addressing_style": s.addressing_style},
+        # payload_signing_enabled=False sends UNSIGNED-PAYLOAD: otherwise botocore hashes every
+        # uploaded byte once more for SigV4 (always over http, and over https too when no checksum
+        # header is sent, which is our case with "when_required"). Integrity is end to end instead:
+        # sha256 checked against the Hub before upload, recorded, and re-checked on restore.
+        s3={"addressing_style": s.addressing_style, "payload_signing_enabled": s.payload_signing},
         retries={"mode": s.s3_retry_mode, "max_attempts": s.s3_max_attempts},
         connect_timeout=s.connect_timeout,
         read_timeout=s.read_timeout,

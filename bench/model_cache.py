@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""Benchmark: model-cache ensure/restore vs a naive pipeline and rclone, against local servers.
+
+    .venv/bin/python bench/model_cache.py [--size-gib 1] [--files 4]
+
+Everything runs on 127.0.0.1: a synthetic model (a few safetensors-like files plus a config)
+behind the Hub stand-in of tests/model_cache/hubstub.py, and moto's S3 server in its own
+process. One run measures, on fresh buckets each time:
+
+  S3 ceiling   raw parallel put_object / get_object of in-memory bodies (the server's limit here)
+  ensure       model-cache ensure (Hub -> S3, pipelined, multipart)          vs
+  naive        what jmesout/hf-model-downloader does: snapshot_download everything, then
+               put_object per file with boto3 defaults on 10 threads
+  rclone up    rclone copy disk -> S3 (upload only; a reference, it does not talk to the Hub)
+  restore      model-cache restore (S3 -> disk, sha256-verified; and the size+ETag mode)   vs
+  rclone down  rclone copy S3 -> disk
+
+and prints throughput, ratios (targets: ensure >= 2x naive, restore >= 1.2x rclone) and each
+result as a fraction of the S3 ceiling. Not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.model_cache.hubstub import HubStub, StubFile, StubRepo
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+KEY, SECRET = "S3RVER", "S3RVER"  # s3rver's fixed credentials; moto accepts anything
+REPO = "bench/synthetic-model"
+
+NAIVE = r'''
+import os, sys, time, tempfile, boto3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from huggingface_hub import snapshot_download
+from botocore.config import Config
+bucket, prefix, workdir = sys.argv[1], sys.argv[2], sys.argv[3]
+local = snapshot_download(os.environ["MODEL_NAME"], local_dir=tempfile.mkdtemp(dir=workdir), max_workers=16)
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"], config=Config(s3={"addressing_style": "path"}))
+files = [p for p in Path(local).rglob("*") if p.is_file() and ".cache" not in p.parts]
+def put(p):
+    with open(p, "rb") as fh:
+        s3.put_object(Bucket=bucket, Key=prefix + str(p.relative_to(local)), Body=fh)
+with ThreadPoolExecutor(10) as pool:
+    list(pool.map(put, files))
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fmt_rate(nbytes: int, seconds: float) -> str:
+    return f"{nbytes / MiB / seconds:8.1f} MiB/s"
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="mc-bench-", dir=args.workdir))
+        self.results: dict[str, float] = {}
+        self.total = 0
+        self.s3_url = ""
+        self.moto = None
+        self.hub = None
+
+    # --- setup ---------------------------------------------------------------------------------
+    def make_model(self) -> StubRepo:
+        model = self.work / "model"
+        model.mkdir()
+        per = int(self.args.size_gib * GiB) // self.args.files
+        block = os.urandom(4 * MiB)
+        files = []
+        for i in range(self.args.files):
+            p = model / f"model-{i + 1:05d}-of-{self.args.files:05d}.safetensors"
+            with open(p, "wb") as fh:
+                left = per
+                n = 0
+                while left > 0:
+                    chunk = block if left >= len(block) else block[:left]
+                    fh.write(bytes([i, n % 256]) + chunk[2:])  # distinct content per file/block
+                    left -= len(chunk)
+                    n += 1
+            files.append(StubFile(p.name, disk=p))
+        cfg = model / "config.json"
+        cfg.write_text(json.dumps({"model_type": "llama", "hidden_size": 4096}))
+        files.append(StubFile("config.json", data=cfg.read_bytes()))
+        self.total = sum(f.size for f in files)
+        return StubRepo(REPO, files)
+
+    def start(self) -> None:
+        port = free_port()
+        if self.args.s3 == "s3rver":
+            s3rver = ensure_s3rver()
+            (self.work / "s3rver").mkdir()
+            self.moto = subprocess.Popen([s3rver, "-a", "127.0.0.1", "-p", str(port), "-d",
+                                          str(self.work / "s3rver"), "--silent"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            self.moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
+                                          "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.s3_url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.hub = HubStub().start()
+        if self.args.hub_mibps:
+            # Emulate the Hub's WAN link: each download connection is held to this rate.
+            self.hub.delay_per_mib = 1.0 / self.args.hub_mibps
+        print(f"# S3 server: {self.server_name()} at {self.s3_url}; Hub per-connection limit: "
+              f"{self.args.hub_mibps or 'none'} MiB/s")
+        print(f"# making a {self.args.size_gib:g} GiB synthetic model ({self.args.files} shards) in {self.work}")
+        self.hub.add_repo(self.make_model())
+
+    def stop(self) -> None:
+        if self.hub:
+            self.hub.stop()
+        if self.moto:
+            self.moto.terminate()
+            self.moto.wait(timeout=10)
+        if not self.args.keep:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def client(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.s3_url, aws_access_key_id=KEY, aws_secret_access_key=SECRET,
+                            region_name="us-east-1",
+                            config=Config(s3={"addressing_style": "path"}, max_pool_connections=64,
+                                          request_checksum_calculation="when_required",
+                                          response_checksum_validation="when_required"))
+
+    def bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def drop(self, bucket: str) -> None:
+        c = self.client()
+        for page in c.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                c.delete_object(Bucket=bucket, Key=o["Key"])
+
+    def env(self, bucket: str, **extra) -> dict:
+        # Tuning knobs (MODEL_CACHE_*, HF_MAX_WORKERS, S3_*) pass through from the caller's environment.
+        e = {k: v for k, v in os.environ.items()
+             if k in ("PATH", "LANG", "HOME", "HF_MAX_WORKERS") or k.startswith(("MODEL_CACHE_", "S3_PAYLOAD"))}
+        e.update(MODEL_NAME=REPO, S3_BUCKET=bucket, S3_ENDPOINT_URL=self.s3_url, AWS_ACCESS_KEY_ID=KEY,
+                 AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1", HF_ENDPOINT=self.hub.url,
+                 HF_HOME=str(self.work / "hf-home"), DOWNLOAD_DIR=str(self.work / "scratch"),
+                 DISABLE_PROGRESS="1", AWS_EC2_METADATA_DISABLED="true", HF_HUB_DISABLE_PROGRESS_BARS="1")
+        e.update(extra)
+        return e
+
+    def timed(self, name: str, cmd: list[str], env: dict) -> float:
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"{name} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        self.results[name] = elapsed
+        print(f"{name:<22} {elapsed:7.2f} s  {fmt_rate(self.total, elapsed)}", flush=True)
+        return elapsed
+
+    # --- measurements --------------------------------------------------------------------------
+    def ceiling(self) -> None:
+        c = self.client()
+        b = self.bucket("ceiling")
+        part = 16 * MiB
+        n = max(1, self.total // part)
+        body = os.urandom(part)
+        with ThreadPoolExecutor(16) as pool:
+            t0 = time.perf_counter()
+            list(pool.map(lambda i: c.put_object(Bucket=b, Key=f"o{i}", Body=body), range(n)))
+            put = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            list(pool.map(lambda i: c.get_object(Bucket=b, Key=f"o{i}")["Body"].read(), range(n)))
+            get = time.perf_counter() - t0
+        nbytes = n * part
+        self.results["ceiling PUT"] = put * self.total / nbytes
+        self.results["ceiling GET"] = get * self.total / nbytes
+        print(f"{'S3 ceiling PUT x16':<22} {put:7.2f} s  {fmt_rate(nbytes, put)}  ({n} x 16 MiB put_object)")
+        print(f"{'S3 ceiling GET x16':<22} {get:7.2f} s  {fmt_rate(nbytes, get)}  ({n} x 16 MiB get_object)")
+        self.drop(b)
+
+    def run(self) -> None:
+        mc = [str(Path(sys.executable).parent / "model-cache")]
+        self.ceiling()
+        if not self.args.skip_naive:
+            b = self.bucket("naive")
+            self.timed("naive (hub->s3)", [sys.executable, "-c", NAIVE, b, f"models/{REPO}/", str(self.work)],
+                       self.env(b))
+            self.drop(b)
+            shutil.rmtree(self.work / "hf-home", ignore_errors=True)
+        b = self.bucket("ours")
+        before = self.hub.file_gets()
+        self.timed("ensure (hub->s3)", mc + ["ensure"], self.env(b))
+        gets = self.hub.file_gets() - before
+        assert all(v == 1 for v in gets.values()), gets
+        rclone = shutil.which("rclone") if not self.args.skip_rclone else None
+        renv = self.env(b, RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
+                        RCLONE_CONFIG_BENCH_ENDPOINT=self.s3_url, RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=KEY,
+                        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=SECRET, RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true",
+                        RCLONE_CONFIG_BENCH_REGION="us-east-1", RCLONE_CONFIG=os.devnull)
+        if rclone:
+            rb = self.bucket("rclone")
+            self.timed("rclone up (disk->s3)", [rclone, "copy", str(self.work / "model"), f"bench:{rb}/m"], renv)
+            self.drop(rb)
+        dest = self.work / "restore"
+        self.timed("restore (sha256)", mc + ["restore", "--dest", str(dest)], self.env(b))
+        shutil.rmtree(dest)
+        self.timed("restore (etag)", mc + ["restore", "--dest", str(dest), "--verify", "etag"], self.env(b))
+        shutil.rmtree(dest)
+        if rclone:
+            sha = json.loads(subprocess.run(mc + ["status"], env=self.env(b), capture_output=True, text=True,
+                                            check=True).stdout)["sha"]
+            self.timed("rclone down (s3->disk)", [rclone, "copy", f"bench:{b}/models/{REPO}/{sha}",
+                                                  str(self.work / "rclone-dest")], renv)
+        self.report()
+
+    def report(self) -> None:
+        r = self.results
+        print("\n# ratios (higher is better for us)")
+        if "naive (hub->s3)" in r:
+            print(f"ensure vs naive:            {r['naive (hub->s3)'] / r['ensure (hub->s3)']:.2f}x  (target >= 2x)")
+        if "rclone down (s3->disk)" in r:
+            print(f"restore(sha256) vs rclone:  {r['rclone down (s3->disk)'] / r['restore (sha256)']:.2f}x  "
+                  "(target >= 1.2x)")
+            print(f"restore(etag) vs rclone:    {r['rclone down (s3->disk)'] / r['restore (etag)']:.2f}x")
+        if "rclone up (disk->s3)" in r:
+            print(f"ensure(hub->s3) vs rclone up(disk->s3): {r['rclone up (disk->s3)'] / r['ensure (hub->s3)']:.2f}x")
+        print(f"ensure as fraction of S3 PUT ceiling:   {r['ceiling PUT'] / r['ensure (hub->s3)']:.2f}")
+        print(f"restore as fraction of S3 GET ceiling:  {r['ceiling GET'] / r['restore (sha256)']:.2f} (sha256), "
+              f"{r['ceiling GET'] / r['restore (etag)']:.2f} (etag)")
+        print(f"# S3 server: {self.server_name()} (own process); Hub: tests/model_cache/hubstub.py, "
+              f"per-connection limit {self.args.hub_mibps or 'none'} MiB/s; {os.cpu_count()} CPUs; "
+              f"{self.total / MiB:.0f} MiB in {self.args.files + 1} files")
+
+    def server_name(self) -> str:
+        return f"s3rver {S3RVER_VERSION} (npm)" if self.args.s3 == "s3rver" else f"moto {_moto_version()} server"
+
+
+S3RVER_VERSION = "3.7.1"
+NODE_DIR = ROOT / ".cache" / "bench-node"
+
+
+def ensure_s3rver() -> str:
+    """npm's s3rver (file-backed S3 in Node, faster than moto here), installed under .cache/ on first use."""
+    exe = NODE_DIR / "node_modules" / ".bin" / "s3rver"
+    if not exe.exists():
+        if not shutil.which("npm"):
+            raise SystemExit("--s3 s3rver needs node/npm (or use --s3 moto)")
+        NODE_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR),
+                        f"s3rver@{S3RVER_VERSION}"], check=True)
+    return str(exe)
+
+
+def _moto_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("moto")
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size-gib", type=float, default=1.0, help="total model size (default 1 GiB)")
+    p.add_argument("--files", type=int, default=4, help="number of weight shards (default 4)")
+    p.add_argument("--workdir", default=None, help="where to put the model and scratch (default: $TMPDIR)")
+    p.add_argument("--s3", choices=["moto", "s3rver"], default="moto",
+                   help="local S3 server: moto (default, always installed) or npm s3rver (file-backed, faster)")
+    p.add_argument("--hub-mibps", type=float, default=0.0,
+                   help="emulate the Hub's network: MiB/s per download connection (default: unlimited)")
+    p.add_argument("--skip-naive", action="store_true")
+    p.add_argument("--skip-rclone", action="store_true")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = p.parse_args()
+    bench = Bench(args)
+    try:
+        bench.start()
+        bench.run()
+    finally:
+        bench.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
