@@ -1,9 +1,9 @@
 """The app-team example against the platform's real contract, under Pulumi mocks.
 
-The StackReference returns the outputs the platform program actually exports (its offline
-plan, tools.offline_plan.run_plan) plus, for contract outputs not wired into __main__.py yet,
-values keyed by the constants in components/outputs.py. Renaming or dropping an output the
-example uses therefore fails here. Each program runs in its own process (tests/app_team/
+The StackReference returns exactly the outputs the platform program exports (its offline plan,
+tools.offline_plan.run_plan, with buildImages on so `images` is filled), checked against the
+names in components/outputs.py. Renaming or dropping an output the example uses therefore
+fails here. Each program runs in its own process (tests/app_team/
 _driver.py) so Pulumi's global mock state never reaches other test modules.
 """
 
@@ -25,16 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("_driver.py")
 EXAMPLE = ROOT / "examples" / "app-team"
 PLATFORM_STACK = "acme/gpu-platform/prod"
-SERVER_IMAGE = "ghcr.io/acme/gpu-platform/hf-server@sha256:" + "a" * 64
-CACHE_IMAGE = "ghcr.io/acme/gpu-platform/model-cache@sha256:" + "b" * 64
-
-#: Values for contract outputs the platform program may not export yet (keyed by the contract).
-CONTRACT_DEFAULTS: dict[str, Any] = {
-    contract.S3_CREDENTIALS_SECRET: "models/model-store-s3",
-    contract.HF_TOKEN_SECRET: "models/hf-token",
-    contract.IMAGES: {"hf-server": SERVER_IMAGE, "model-cache": CACHE_IMAGE},
-    contract.MODELS: {"qwen": "http://qwen.models.svc.cluster.local"},
-}
 
 
 def _driver(args: list[str], stdin: str | None = None) -> subprocess.Popen[str]:
@@ -61,14 +51,9 @@ def platform_plan() -> dict[str, Any]:
 
 
 def platform_outputs() -> tuple[dict[str, Any], list[str]]:
+    """The StackReference's answer: exactly what the platform program exports, nothing made up."""
     plan = platform_plan()
-    exported = plan["outputs"]
-    outputs = {
-        name: exported[name] if exported.get(name) else CONTRACT_DEFAULTS[name]
-        for name in contract.STACK_OUTPUTS
-    }
-    secret = sorted(set(plan["secret_output_names"]) | contract.SECRET_OUTPUTS)
-    return outputs, secret
+    return dict(plan["outputs"]), list(plan["secret_output_names"])
 
 
 MISSING = (contract.GPU_TOLERATIONS, contract.S3_CREDENTIALS_SECRET, contract.KUBECONFIG)
@@ -151,30 +136,22 @@ def test_example_uses_every_name_it_defines() -> None:
         assert const in used_block, f"{const} is defined but not in USED_OUTPUTS"
 
 
-def test_platform_program_exports_only_contract_outputs() -> None:
+def test_platform_program_exports_exactly_the_contract() -> None:
     plan = platform_plan()
-    assert set(plan["outputs"]) <= set(contract.STACK_OUTPUTS), (
-        "an export is missing from components/outputs.py"
+    assert plan["build_images_error"] is None, (
+        f"offline plan with buildImages=true failed: {plan['build_images_error']}"
     )
-    exported_secret = set(plan["secret_output_names"])
-    assert exported_secret == contract.SECRET_OUTPUTS & set(plan["outputs"])
+    exported = plan["outputs"]
+    assert set(exported) - set(contract.STACK_OUTPUTS) == set(), "exported but not in components/outputs.py"
+    assert set(contract.STACK_OUTPUTS) - set(exported) == set(), "in components/outputs.py but not exported"
+    assert set(plan["secret_output_names"]) == contract.SECRET_OUTPUTS
 
 
 def test_platform_program_exports_what_the_example_uses() -> None:
-    plan = platform_plan()
-    exported = plan["outputs"]
-    missing = sorted(name for name in set(_example_contract().values()) if not exported.get(name))
-    if missing:
-        why = (
-            f" (plan with buildImages=true failed: {plan['build_images_error']})"
-            if plan["build_images_error"]
-            else ""
-        )
-        pytest.xfail(f"the platform program exports these empty or not at all yet: {missing}{why}")
-    images = exported[contract.IMAGES]
-    assert {"hf-server", "model-cache"} <= set(images), (
-        "the example's default images are not built by the platform"
-    )
+    exported = platform_plan()["outputs"]
+    empty = sorted(name for name in set(_example_contract().values()) if not exported.get(name))
+    assert not empty, f"the platform exports these empty or not at all: {empty}"
+    assert {"hf-server", "model-cache"} <= set(exported[contract.IMAGES]), "the example's default images"
 
 
 # --- the example under mocks -------------------------------------------------------------------
