@@ -38,7 +38,9 @@ def measure(url: str, tokens: int, runs: int) -> dict:
 
     body = {"prompt": PROMPT, "max_tokens": tokens, "min_tokens": tokens, "temperature": 0}
     with httpx.Client(base_url=url, timeout=600) as c:
-        c.post("/v1/completions", json={**body, "max_tokens": 4, "min_tokens": 4}).raise_for_status()  # warm-up
+        c.post(
+            "/v1/completions", json={**body, "max_tokens": 4, "min_tokens": 4}
+        ).raise_for_status()  # warm-up
         tps, ttft, decode = [], [], []
         for _ in range(runs):
             t0 = time.perf_counter()
@@ -51,8 +53,11 @@ def measure(url: str, tokens: int, runs: int) -> dict:
             t0 = time.perf_counter()
             first = last = None
             usage = None
-            with c.stream("POST", "/v1/completions",
-                          json={**body, "stream": True, "stream_options": {"include_usage": True}}) as s:
+            with c.stream(
+                "POST",
+                "/v1/completions",
+                json={**body, "stream": True, "stream_options": {"include_usage": True}},
+            ) as s:
                 for line in s.iter_lines():
                     if not line.startswith("data: ") or line == "data: [DONE]":
                         continue
@@ -67,7 +72,8 @@ def measure(url: str, tokens: int, runs: int) -> dict:
             if usage and last > first:
                 decode.append((usage["completion_tokens"] - 1) / (last - first))
     return {
-        "tokens": tokens, "runs": runs,
+        "tokens": tokens,
+        "runs": runs,
         "tokens_per_s": round(statistics.median(tps), 1),
         "ttft_ms": round(statistics.median(ttft) * 1000, 1),
         "decode_tokens_per_s": round(statistics.median(decode), 1) if decode else None,
@@ -76,11 +82,15 @@ def measure(url: str, tokens: int, runs: int) -> dict:
 
 def serve_and_measure(model_path: Path, quantization: str, tokens: int, runs: int) -> dict:
     from helpers import ThreadServer
-
     from hf_server import Settings, create_app
 
-    settings = Settings(model_path=str(model_path), quantization=quantization, max_tokens_limit=max(tokens, 16),
-                        max_concurrency=1, max_queue=0)
+    settings = Settings(
+        model_path=str(model_path),
+        quantization=quantization,
+        max_tokens_limit=max(tokens, 16),
+        max_concurrency=1,
+        max_queue=0,
+    )
     app = create_app(settings)
     with ThreadServer(app) as srv:
         engine = app.state.engine
@@ -88,14 +98,21 @@ def serve_and_measure(model_path: Path, quantization: str, tokens: int, runs: in
             raise SystemExit(f"model did not load ({quantization}): {engine.error}")
         result = measure(srv.url, tokens, runs)
         health = engine.health()
-    result.update(quantization=quantization, device=health["device"], attention=health["attention"],
-                  vram_used_gb=health["vram_used_gb"], load_s=health.get("load_seconds"))
+    result.update(
+        quantization=quantization,
+        device=health["device"],
+        attention=health["attention"],
+        vram_used_gb=health["vram_used_gb"],
+        load_s=health.get("load_seconds"),
+    )
     engine.model = None
     return result
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model-path", type=Path, help="a local model folder (default: a tiny random model)")
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per request (default 64)")
     parser.add_argument("--runs", type=int, default=5, help="measured requests per figure (default 5)")
@@ -124,9 +141,14 @@ def main() -> int:
         else:
             bf16 = serve_and_measure(model, "none", args.tokens, args.runs)
             q4 = serve_and_measure(model, "4bit", args.tokens, args.runs)
-            ratio = lambda k: round(q4[k] / bf16[k], 3) if q4.get(k) and bf16.get(k) else None  # noqa: E731
-            results["gpu"] = {"bf16": bf16, "4bit": q4, "4bit_over_bf16": {
-                k: ratio(k) for k in ("tokens_per_s", "ttft_ms", "decode_tokens_per_s", "vram_used_gb")}}
+            ratio = lambda k: round(q4[k] / bf16[k], 3) if q4.get(k) and bf16.get(k) else None
+            results["gpu"] = {
+                "bf16": bf16,
+                "4bit": q4,
+                "4bit_over_bf16": {
+                    k: ratio(k) for k in ("tokens_per_s", "ttft_ms", "decode_tokens_per_s", "vram_used_gb")
+                },
+            }
 
     print(json.dumps(results, indent=2))
     if args.json:

@@ -32,7 +32,9 @@ else:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "gpu: needs an NVIDIA GPU (skipped with the reason printed where none is present)")
+    config.addinivalue_line(
+        "markers", "gpu: needs an NVIDIA GPU (skipped with the reason printed where none is present)"
+    )
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -29,7 +30,7 @@ class ThreadServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def __enter__(self) -> "ThreadServer":
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -73,7 +74,7 @@ def parse_sse(text: str) -> tuple[list[dict], bool]:
             continue
         assert block.startswith("data: "), f"not an SSE data event: {block[:80]!r}"
         assert not done, "event after [DONE]"
-        payload = block[len("data: "):]
+        payload = block[len("data: ") :]
         if payload == "[DONE]":
             done = True
         else:
@@ -111,7 +112,9 @@ class Reference:
 
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-        self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            str(model_dir), dtype=torch.float32, local_files_only=True
+        )
         self.model.eval()
         self.eos = self.tokenizer.eos_token_id
 
@@ -126,10 +129,17 @@ class Reference:
         torch = self.torch
         with torch.inference_mode():
             out = self.model.generate(
-                input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
+                input_ids=torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
-        new = out[0, len(ids):].tolist()
-        finish = "stop" if new and new[-1] == self.eos else ("length" if len(new) >= max_new_tokens else "stop")
+        new = out[0, len(ids) :].tolist()
+        finish = (
+            "stop" if new and new[-1] == self.eos else ("length" if len(new) >= max_new_tokens else "stop")
+        )
         return self.tokenizer.decode(new, skip_special_tokens=True), len(new), finish

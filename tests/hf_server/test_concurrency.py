@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers import ThreadServer, assert_clean_error, metric_samples, wait_health
-
 from hf_server import Settings, create_app
 
 
@@ -31,8 +30,13 @@ class Blocker:
 @pytest.fixture
 def limited(tiny_model_dir, request):
     concurrency, queue = request.param
-    settings = Settings(model_path=str(tiny_model_dir), quantization="none", max_concurrency=concurrency,
-                        max_queue=queue, retry_after_s=3)
+    settings = Settings(
+        model_path=str(tiny_model_dir),
+        quantization="none",
+        max_concurrency=concurrency,
+        max_queue=queue,
+        retry_after_s=3,
+    )
     app = create_app(settings)
     with ThreadServer(app) as srv:
         with srv.client() as c:
@@ -71,12 +75,16 @@ def test_busy_server_answers_429_with_retry_after(limited):
         assert r.json()["error"]["type"] == "rate_limit_exceeded"
         assert_clean_error(r.text, "busy")
         # streaming requests are refused the same way, before any event is sent
-        r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": True})
+        r = c.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "stream": True}
+        )
         assert r.status_code == 429 and "data:" not in r.text
         blocker.release.set()
         assert first.result(30).status_code == 200
         samples = metric_samples(c.get("/metrics").text)
-        assert samples[("hf_server_requests_total", (("endpoint", "/v1/completions"), ("status", "429")))] == 1
+        assert (
+            samples[("hf_server_requests_total", (("endpoint", "/v1/completions"), ("status", "429")))] == 1
+        )
         # the slot is free again
         assert c.post("/v1/completions", json=BODY).status_code == 200
 

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from helpers import ThreadServer, assert_clean_error, metric_samples, parse_sse, wait_health
-
 from hf_server import Settings, create_app
 
 SERVED = "tiny-llama"
@@ -15,8 +14,15 @@ MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
-    settings = Settings(model_path=str(tiny_model_dir), model_name=SERVED, quantization="none",
-                        max_concurrency=2, max_queue=4, max_tokens_limit=64, default_max_tokens=16)
+    settings = Settings(
+        model_path=str(tiny_model_dir),
+        model_name=SERVED,
+        quantization="none",
+        max_concurrency=2,
+        max_queue=4,
+        max_tokens_limit=64,
+        default_max_tokens=16,
+    )
     with ThreadServer(create_app(settings)) as srv:
         with srv.client() as c:
             wait_health(c)
@@ -33,7 +39,15 @@ def test_health_reports_the_loaded_model(client):
     r = client.get("/health")
     assert r.status_code == 200
     body = r.json()
-    assert set(body) >= {"status", "model_loaded", "model", "quantization", "attention", "vram_used_gb", "device"}
+    assert set(body) >= {
+        "status",
+        "model_loaded",
+        "model",
+        "quantization",
+        "attention",
+        "vram_used_gb",
+        "device",
+    }
     assert body["status"] == "ok" and body["model_loaded"] is True
     assert body["model"] == SERVED
     assert body["quantization"] == "none"
@@ -50,7 +64,9 @@ def test_models_lists_the_served_name(client):
 
 def test_completion_matches_direct_transformers_generation(client, reference):
     prompt = "the quick brown fox"
-    r = client.post("/v1/completions", json={"model": SERVED, "prompt": prompt, "max_tokens": 12, "temperature": 0})
+    r = client.post(
+        "/v1/completions", json={"model": SERVED, "prompt": prompt, "max_tokens": 12, "temperature": 0}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     ids = reference.prompt_ids(prompt)
@@ -72,15 +88,20 @@ def test_chat_completion_uses_the_chat_template(client, reference):
     assert choice["message"] == {"role": "assistant", "content": text}
     assert choice["finish_reason"] == finish
     # the template wraps every message: more prompt tokens than the bare contents would give
-    assert body["usage"]["prompt_tokens"] == len(ids) > len(reference.prompt_ids("be brief hello, how are you?"))
+    assert (
+        body["usage"]["prompt_tokens"] == len(ids) > len(reference.prompt_ids("be brief hello, how are you?"))
+    )
     assert body["usage"]["completion_tokens"] == n
 
 
 def test_chat_stream_is_sse_and_equals_the_non_streamed_answer(client):
     req = {"messages": MESSAGES, "max_tokens": 14, "temperature": 0}
     full = client.post("/v1/chat/completions", json=req).json()
-    with client.stream("POST", "/v1/chat/completions",
-                       json={**req, "stream": True, "stream_options": {"include_usage": True}}) as r:
+    with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={**req, "stream": True, "stream_options": {"include_usage": True}},
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         raw = r.read().decode()
@@ -129,8 +150,9 @@ def test_stop_sequence_cuts_the_text(client, stream):
 
 def test_sampling_with_temperature_stays_within_max_tokens(client):
     for _ in range(3):
-        body = client.post("/v1/completions", json={"prompt": "hello", "max_tokens": 5, "temperature": 1.5,
-                                                    "top_p": 0.9}).json()
+        body = client.post(
+            "/v1/completions", json={"prompt": "hello", "max_tokens": 5, "temperature": 1.5, "top_p": 0.9}
+        ).json()
         assert 1 <= body["usage"]["completion_tokens"] <= 5
 
 
@@ -143,9 +165,17 @@ def test_default_max_tokens_applies(client):
 
 def test_min_tokens_forces_the_length(client):
     for stream in (False, True):
-        r = client.post("/v1/completions", json={"prompt": "hello", "max_tokens": 20, "min_tokens": 20,
-                                                 "temperature": 1.0, "stream": stream,
-                                                 "stream_options": {"include_usage": True}})
+        r = client.post(
+            "/v1/completions",
+            json={
+                "prompt": "hello",
+                "max_tokens": 20,
+                "min_tokens": 20,
+                "temperature": 1.0,
+                "stream": stream,
+                "stream_options": {"include_usage": True},
+            },
+        )
         assert r.status_code == 200, r.text
         usage = parse_sse(r.text)[0][-1]["usage"] if stream else r.json()["usage"]
         assert usage["completion_tokens"] == 20
@@ -162,16 +192,30 @@ def test_metrics_count_requests_tokens_and_latency(client):
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     after = metric_samples(r.text)
-    ok = dict(endpoint="/v1/completions", status="200")
-    bad = dict(endpoint="/v1/completions", status="400")
-    assert _family(after, "hf_server_requests_total", **ok) == _family(before, "hf_server_requests_total", **ok) + 1
-    assert _family(after, "hf_server_requests_total", **bad) == _family(before, "hf_server_requests_total", **bad) + 1
-    assert (_family(after, "hf_server_generated_tokens_total") - _family(before, "hf_server_generated_tokens_total")
-            == body["usage"]["completion_tokens"])
-    assert (_family(after, "hf_server_prompt_tokens_total") - _family(before, "hf_server_prompt_tokens_total")
-            == body["usage"]["prompt_tokens"])
+    ok = {"endpoint": "/v1/completions", "status": "200"}
+    bad = {"endpoint": "/v1/completions", "status": "400"}
+    assert (
+        _family(after, "hf_server_requests_total", **ok)
+        == _family(before, "hf_server_requests_total", **ok) + 1
+    )
+    assert (
+        _family(after, "hf_server_requests_total", **bad)
+        == _family(before, "hf_server_requests_total", **bad) + 1
+    )
+    assert (
+        _family(after, "hf_server_generated_tokens_total")
+        - _family(before, "hf_server_generated_tokens_total")
+        == body["usage"]["completion_tokens"]
+    )
+    assert (
+        _family(after, "hf_server_prompt_tokens_total") - _family(before, "hf_server_prompt_tokens_total")
+        == body["usage"]["prompt_tokens"]
+    )
     lat = "hf_server_request_latency_seconds_count"
-    assert _family(after, lat, endpoint="/v1/completions") == _family(before, lat, endpoint="/v1/completions") + 2
+    assert (
+        _family(after, lat, endpoint="/v1/completions")
+        == _family(before, lat, endpoint="/v1/completions") + 2
+    )
     assert _family(after, "hf_server_queue_depth") == 0
     assert _family(after, "hf_server_active_generations") == 0
     assert _family(after, "hf_server_model_loaded") == 1
@@ -188,26 +232,29 @@ def test_metrics_label_unknown_paths_as_other(client):
 GOOD_CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
 
-@pytest.mark.parametrize("path,body,needles", [
-    ("/v1/chat/completions", {"messages": []}, ["messages", "at least one message"]),
-    ("/v1/chat/completions", {}, ["messages", "required"]),
-    ("/v1/chat/completions", {**GOOD_CHAT, "temperature": 2.5}, ["temperature", "2"]),
-    ("/v1/chat/completions", {**GOOD_CHAT, "temperature": -0.1}, ["temperature"]),
-    ("/v1/chat/completions", {**GOOD_CHAT, "max_tokens": 0}, ["max_tokens"]),
-    ("/v1/chat/completions", {**GOOD_CHAT, "max_tokens": 65}, ["max_tokens", "64"]),
-    ("/v1/chat/completions", {**GOOD_CHAT, "max_completion_tokens": 1000}, ["max_tokens", "64"]),
-    ("/v1/chat/completions", {"messages": [{"role": "wizard", "content": "hi"}]}, ["role"]),
-    ("/v1/chat/completions", {"messages": "hi"}, ["messages"]),
-    ("/v1/chat/completions", {**GOOD_CHAT, "n": 2}, ["n"]),
-    ("/v1/completions", {"prompt": "", "max_tokens": 4}, ["prompt", "empty"]),
-    ("/v1/completions", {"prompt": ["a", "b"]}, ["prompt", "one prompt"]),
-    ("/v1/completions", {"max_tokens": 4}, ["prompt"]),
-    ("/v1/completions", {"prompt": "hi", "max_tokens": "many"}, ["max_tokens"]),
-    ("/v1/completions", {"prompt": "hi", "top_p": 0}, ["top_p"]),
-    ("/v1/completions", {"prompt": "hi", "max_tokens": 4, "min_tokens": 5}, ["min_tokens", "max_tokens"]),
-    ("/v1/completions", {"prompt": "hi", "stop": ["a", "b", "c", "d", "e"]}, ["stop"]),
-    ("/v1/completions", {"prompt": "hi " * 400, "max_tokens": 64}, ["context length"]),
-])
+@pytest.mark.parametrize(
+    "path,body,needles",
+    [
+        ("/v1/chat/completions", {"messages": []}, ["messages", "at least one message"]),
+        ("/v1/chat/completions", {}, ["messages", "required"]),
+        ("/v1/chat/completions", {**GOOD_CHAT, "temperature": 2.5}, ["temperature", "2"]),
+        ("/v1/chat/completions", {**GOOD_CHAT, "temperature": -0.1}, ["temperature"]),
+        ("/v1/chat/completions", {**GOOD_CHAT, "max_tokens": 0}, ["max_tokens"]),
+        ("/v1/chat/completions", {**GOOD_CHAT, "max_tokens": 65}, ["max_tokens", "64"]),
+        ("/v1/chat/completions", {**GOOD_CHAT, "max_completion_tokens": 1000}, ["max_tokens", "64"]),
+        ("/v1/chat/completions", {"messages": [{"role": "wizard", "content": "hi"}]}, ["role"]),
+        ("/v1/chat/completions", {"messages": "hi"}, ["messages"]),
+        ("/v1/chat/completions", {**GOOD_CHAT, "n": 2}, ["n"]),
+        ("/v1/completions", {"prompt": "", "max_tokens": 4}, ["prompt", "empty"]),
+        ("/v1/completions", {"prompt": ["a", "b"]}, ["prompt", "one prompt"]),
+        ("/v1/completions", {"max_tokens": 4}, ["prompt"]),
+        ("/v1/completions", {"prompt": "hi", "max_tokens": "many"}, ["max_tokens"]),
+        ("/v1/completions", {"prompt": "hi", "top_p": 0}, ["top_p"]),
+        ("/v1/completions", {"prompt": "hi", "max_tokens": 4, "min_tokens": 5}, ["min_tokens", "max_tokens"]),
+        ("/v1/completions", {"prompt": "hi", "stop": ["a", "b", "c", "d", "e"]}, ["stop"]),
+        ("/v1/completions", {"prompt": "hi " * 400, "max_tokens": 64}, ["context length"]),
+    ],
+)
 def test_invalid_requests_get_400_with_a_clear_message(client, path, body, needles):
     r = client.post(path, json=body)
     assert r.status_code == 400, r.text

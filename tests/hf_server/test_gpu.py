@@ -11,7 +11,6 @@ import importlib.util
 
 import pytest
 from helpers import ThreadServer, wait_health
-
 from hf_server import Settings, create_app
 from hf_server.engine import ModelEngine, flash_attention_support
 
@@ -23,8 +22,15 @@ def gpu_model_dir(tmp_path_factory):
     """Big enough that 4-bit weights visibly take less VRAM than bf16 (~50M parameters)."""
     from hf_server.tiny import make_tiny_model
 
-    return make_tiny_model(tmp_path_factory.mktemp("gpu-model"), hidden_size=1024, layers=4, heads=8, kv_heads=8,
-                           intermediate_size=2816, context=1024)
+    return make_tiny_model(
+        tmp_path_factory.mktemp("gpu-model"),
+        hidden_size=1024,
+        layers=4,
+        heads=8,
+        kv_heads=8,
+        intermediate_size=2816,
+        context=1024,
+    )
 
 
 def _load(path, quantization: str) -> tuple[ModelEngine, float]:
@@ -63,8 +69,10 @@ def test_4bit_is_nf4_with_double_quant_and_bf16_compute(gpu_model_dir):
         health = engine.health()
         assert health["quantization"] == "4bit" and health["device"].startswith("cuda:0")
         assert health["vram_used_gb"] >= used > 0
-        print(f"\n4-bit: weights {used:.3f} GiB, /health vram_used_gb={health['vram_used_gb']}, "
-              f"attention={health['attention']}, device={health['device']}")
+        print(
+            f"\n4-bit: weights {used:.3f} GiB, /health vram_used_gb={health['vram_used_gb']}, "
+            f"attention={health['attention']}, device={health['device']}"
+        )
     finally:
         _unload(engine)
 
@@ -87,8 +95,10 @@ def test_attention_is_flash_attention_2_exactly_when_supported(gpu_model_dir):
         supported, why = flash_attention_support(torch, True, torch.bfloat16)
         expected = "flash_attention_2" if supported else "sdpa"
         assert engine.health()["attention"] == expected, why
-        print(f"\nflash_attn installed: {importlib.util.find_spec('flash_attn') is not None}; "
-              f"attention={engine.attention} ({why})")
+        print(
+            f"\nflash_attn installed: {importlib.util.find_spec('flash_attn') is not None}; "
+            f"attention={engine.attention} ({why})"
+        )
     finally:
         _unload(engine)
 
@@ -99,7 +109,9 @@ def test_4bit_server_generates_over_http(gpu_model_dir):
         wait_health(c, 200, timeout=300)
         health = c.get("/health").json()
         assert health["vram_used_gb"] > 0 and health["quantization"] == "4bit"
-        r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}],
-                                                 "max_tokens": 16, "temperature": 0})
+        r = c.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 16, "temperature": 0},
+        )
         assert r.status_code == 200, r.text
         assert 1 <= r.json()["usage"]["completion_tokens"] <= 16

@@ -11,7 +11,6 @@ import threading
 
 import pytest
 from helpers import SERVER_SRC, ThreadServer, assert_clean_error, wait_health
-
 from hf_server import Settings, SettingsError, create_app
 from hf_server.engine import ModelEngine, _StopTrimmer
 
@@ -109,14 +108,17 @@ def test_4bit_without_a_gpu_is_a_clear_error(tiny_model_dir, caplog):
     assert any("QUANTIZATION=4bit" in rec.getMessage() for rec in caplog.records), "error must be logged too"
 
 
-@pytest.mark.parametrize("env,needle", [
-    ({"QUANTIZATION": "8bit"}, "QUANTIZATION='8bit' is not supported; allowed: 4bit, none"),
-    ({"MAX_CONCURRENCY": "0"}, "MAX_CONCURRENCY=0 is out of range"),
-    ({"MAX_QUEUE": "lots"}, "MAX_QUEUE='lots' is not an integer"),
-    ({"PORT": "70000"}, "PORT=70000 is out of range"),
-    ({"MAX_TOKENS_LIMIT": "100", "DEFAULT_MAX_TOKENS": "200"}, "DEFAULT_MAX_TOKENS=200 is larger"),
-    ({"ATTENTION": "magic"}, "ATTENTION='magic'"),
-])
+@pytest.mark.parametrize(
+    "env,needle",
+    [
+        ({"QUANTIZATION": "8bit"}, "QUANTIZATION='8bit' is not supported; allowed: 4bit, none"),
+        ({"MAX_CONCURRENCY": "0"}, "MAX_CONCURRENCY=0 is out of range"),
+        ({"MAX_QUEUE": "lots"}, "MAX_QUEUE='lots' is not an integer"),
+        ({"PORT": "70000"}, "PORT=70000 is out of range"),
+        ({"MAX_TOKENS_LIMIT": "100", "DEFAULT_MAX_TOKENS": "200"}, "DEFAULT_MAX_TOKENS=200 is larger"),
+        ({"ATTENTION": "magic"}, "ATTENTION='magic'"),
+    ],
+)
 def test_bad_settings_name_the_variable(env, needle):
     with pytest.raises(SettingsError) as err:
         Settings.from_env(env)
@@ -124,8 +126,16 @@ def test_bad_settings_name_the_variable(env, needle):
 
 
 def test_settings_from_env():
-    s = Settings.from_env({"MODEL_PATH": "/models/org/Llama-3-8B/", "QUANTIZATION": "NONE", "MAX_CONCURRENCY": "3",
-                           "MAX_QUEUE": "0", "MAX_TOKENS_LIMIT": "100", "PORT": "9000"})
+    s = Settings.from_env(
+        {
+            "MODEL_PATH": "/models/org/Llama-3-8B/",
+            "QUANTIZATION": "NONE",
+            "MAX_CONCURRENCY": "3",
+            "MAX_QUEUE": "0",
+            "MAX_TOKENS_LIMIT": "100",
+            "PORT": "9000",
+        }
+    )
     assert (s.quantization, s.max_concurrency, s.max_queue, s.port) == ("none", 3, 0, 9000)
     assert s.served_name == "Llama-3-8B" and s.default_max_tokens == 100
     assert Settings.from_env({"MODEL_PATH": "/m", "MODEL_NAME": "llama"}).served_name == "llama"
@@ -133,19 +143,29 @@ def test_settings_from_env():
 
 
 def test_bad_settings_exit_the_process_with_the_message():
-    proc = subprocess.run([sys.executable, "-m", "hf_server"], cwd=SERVER_SRC, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "QUANTIZATION": "int3", "HF_HUB_OFFLINE": "1"}, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hf_server"],
+        cwd=SERVER_SRC,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "QUANTIZATION": "int3", "HF_HUB_OFFLINE": "1"},
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "configuration error: QUANTIZATION='int3' is not supported" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("stops,pieces", [
-    (["STOP"], ["abc", "deS", "TO", "Pxyz"]),
-    (["STOP", "de"], ["abc", "d", "eSTOP"]),
-    (["zz"], ["a", "b", "c"]),
-    (["ab"], ["a", "a", "a", "b", "c"]),
-])
+@pytest.mark.parametrize(
+    "stops,pieces",
+    [
+        (["STOP"], ["abc", "deS", "TO", "Pxyz"]),
+        (["STOP", "de"], ["abc", "d", "eSTOP"]),
+        (["zz"], ["a", "b", "c"]),
+        (["ab"], ["a", "a", "a", "b", "c"]),
+    ],
+)
 def test_stop_trimmer_matches_a_one_shot_cut(stops, pieces):
     full = "".join(pieces)
     cuts = [full.find(s) for s in stops if s in full]

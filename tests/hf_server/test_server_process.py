@@ -26,30 +26,45 @@ def start_server(tmp_path):
 
     def start(**env):
         port = _free_port()
-        log = open(tmp_path / f"server-{port}.log", "w+")
+        log = open(tmp_path / f"server-{port}.log", "w+")  # noqa: SIM115 - closed by the fixture
         full_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(tmp_path),  # nothing may need a writable home beyond /tmp
-            "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "info",
-            "PYTHONPATH": str(SERVER_SRC), "PYTHONDONTWRITEBYTECODE": "1",
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "LOG_LEVEL": "info",
+            "PYTHONPATH": str(SERVER_SRC),
+            "PYTHONDONTWRITEBYTECODE": "1",
             **{k: str(v) for k, v in env.items()},
         }
-        proc = subprocess.Popen([sys.executable, "-m", "hf_server"], env=full_env, cwd=tmp_path,
-                                stdout=log, stderr=subprocess.STDOUT)
-        procs.append(proc)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hf_server"],
+            env=full_env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append((proc, log))
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
         return proc, client, log
 
     yield start
-    for proc in procs:
+    for proc, log in procs:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        log.close()
 
 
 def test_real_server_process_serves_the_contract(start_server, tiny_model_dir):
-    proc, c, log = start_server(MODEL_PATH=tiny_model_dir, MODEL_NAME="tiny", QUANTIZATION="none",
-                                MAX_CONCURRENCY=1, MAX_QUEUE=2, HF_HUB_OFFLINE=1)
+    proc, c, log = start_server(
+        MODEL_PATH=tiny_model_dir,
+        MODEL_NAME="tiny",
+        QUANTIZATION="none",
+        MAX_CONCURRENCY=1,
+        MAX_QUEUE=2,
+        HF_HUB_OFFLINE=1,
+    )
     with c:
         seen = wait_health(c, 200, timeout=90)
         assert set(seen) <= {503, 200}
@@ -57,17 +72,24 @@ def test_real_server_process_serves_the_contract(start_server, tiny_model_dir):
         assert (health["model"], health["device"], health["attention"]) == ("tiny", "cpu", "sdpa")
         assert c.get("/v1/models").json()["data"][0]["id"] == "tiny"
 
-        r = c.post("/v1/completions", json={"model": "tiny", "prompt": "hello world", "max_tokens": 6,
-                                            "temperature": 0})
+        r = c.post(
+            "/v1/completions",
+            json={"model": "tiny", "prompt": "hello world", "max_tokens": 6, "temperature": 0},
+        )
         assert r.status_code == 200 and 1 <= r.json()["usage"]["completion_tokens"] <= 6
 
-        chunks = []
-        with c.stream("POST", "/v1/chat/completions",
-                      json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8, "stream": True,
-                            "temperature": 0}) as s:
+        with c.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_tokens": 8,
+                "stream": True,
+                "temperature": 0,
+            },
+        ) as s:
             assert s.headers["content-type"].startswith("text/event-stream")
-            for chunk in s.iter_text():
-                chunks.append(chunk)
+            chunks = list(s.iter_text())
         events, done = parse_sse("".join(chunks))
         assert done and events[0]["choices"][0]["delta"]["role"] == "assistant"
 
@@ -76,8 +98,14 @@ def test_real_server_process_serves_the_contract(start_server, tiny_model_dir):
         assert_clean_error(r.text, "at least one message")
 
         samples = metric_samples(c.get("/metrics").text)
-        assert samples[("hf_server_requests_total", (("endpoint", "/v1/chat/completions"), ("status", "200")))] == 1
-        assert samples[("hf_server_requests_total", (("endpoint", "/v1/chat/completions"), ("status", "400")))] == 1
+        assert (
+            samples[("hf_server_requests_total", (("endpoint", "/v1/chat/completions"), ("status", "200")))]
+            == 1
+        )
+        assert (
+            samples[("hf_server_requests_total", (("endpoint", "/v1/chat/completions"), ("status", "400")))]
+            == 1
+        )
         assert samples[("hf_server_generated_tokens_total", ())] >= 2
 
     proc.send_signal(signal.SIGTERM)

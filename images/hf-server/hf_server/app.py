@@ -28,7 +28,13 @@ log = logging.getLogger("hf_server")
 class APIError(Exception):
     def __init__(self, status: int, message: str, type_: str, param: str | None = None, headers=None):
         super().__init__(message)
-        self.status, self.message, self.type, self.param, self.headers = status, message, type_, param, headers
+        self.status, self.message, self.type, self.param, self.headers = (
+            status,
+            message,
+            type_,
+            param,
+            headers,
+        )
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:
@@ -61,7 +67,7 @@ class Limiter:
             self.metrics.queue_depth.set(self.waiting)
             try:
                 await asyncio.wait_for(self.sem.acquire(), timeout=self.settings.queue_timeout_s or None)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise self._busy() from None
             finally:
                 self.waiting -= 1
@@ -104,9 +110,16 @@ class CatchAllMiddleware:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not state["started"]:
                 body = json.dumps(error_body("internal server error", "internal_error")).encode()
-                await send({"type": "http.response.start", "status": 500,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
             elif not state["ended"]:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -139,14 +152,21 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
         yield
 
     app = FastAPI(title="hf-server", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.settings, app.state.engine, app.state.metrics, app.state.limiter = settings, engine, metrics, limiter
+    app.state.settings, app.state.engine, app.state.metrics, app.state.limiter = (
+        settings,
+        engine,
+        metrics,
+        limiter,
+    )
     app.add_middleware(CatchAllMiddleware)  # inner: turns any escaped exception into a JSON 500
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outer: sees that 500 too
 
     # ---- errors: always JSON {"error": {...}}, never a traceback ----------------------------------
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError):
-        return JSONResponse(error_body(exc.message, exc.type, exc.param), status_code=exc.status, headers=exc.headers)
+        return JSONResponse(
+            error_body(exc.message, exc.type, exc.param), status_code=exc.status, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -156,30 +176,53 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        return JSONResponse(error_body(str(exc.detail), kind), status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            error_body(str(exc.detail), kind), status_code=exc.status_code, headers=exc.headers
+        )
 
     # ---- helpers -------------------------------------------------------------------------------
     def require_ready() -> None:
         if not engine.ready:
             reason = engine.error or "the model is still loading"
-            raise APIError(503, f"model not available: {reason}", "model_not_ready",
-                           headers={"Retry-After": str(max(settings.retry_after_s, 1))})
+            raise APIError(
+                503,
+                f"model not available: {reason}",
+                "model_not_ready",
+                headers={"Retry-After": str(max(settings.retry_after_s, 1))},
+            )
 
     def check_model(name: str | None) -> None:
         if name and name not in (served, settings.model_path):
-            raise APIError(404, f"model {name!r} is not served here; this server serves {served!r}",
-                           "not_found_error", "model")
+            raise APIError(
+                404,
+                f"model {name!r} is not served here; this server serves {served!r}",
+                "not_found_error",
+                "model",
+            )
 
     def params_for(req, max_tokens: int | None) -> GenerationParams:
         max_tokens = max_tokens if max_tokens is not None else settings.default_max_tokens
         if max_tokens > settings.max_tokens_limit:
-            raise APIError(400, f"max_tokens={max_tokens} is above this server's limit of "
-                                f"{settings.max_tokens_limit}", "invalid_request_error", "max_tokens")
+            raise APIError(
+                400,
+                f"max_tokens={max_tokens} is above this server's limit of {settings.max_tokens_limit}",
+                "invalid_request_error",
+                "max_tokens",
+            )
         if req.min_tokens > max_tokens:
-            raise APIError(400, f"min_tokens={req.min_tokens} is larger than max_tokens={max_tokens}",
-                           "invalid_request_error", "min_tokens")
-        return GenerationParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, stop=req.stop,
-                                min_tokens=req.min_tokens)
+            raise APIError(
+                400,
+                f"min_tokens={req.min_tokens} is larger than max_tokens={max_tokens}",
+                "invalid_request_error",
+                "min_tokens",
+            )
+        return GenerationParams(
+            max_tokens=max_tokens,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            stop=req.stop,
+            min_tokens=req.min_tokens,
+        )
 
     def prepare(encode, params: GenerationParams) -> list[int]:
         try:
@@ -190,8 +233,11 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
         return ids
 
     def usage(prompt_tokens: int, completion_tokens: int) -> dict:
-        return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens}
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
 
     async def run_generation(ids: list[int], params: GenerationParams):
         await limiter.acquire()
@@ -214,8 +260,9 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
                 self.held = False
                 limiter.release()
 
-    async def sse(slot: Slot, ids: list[int], params: GenerationParams, make_chunk, include_usage: bool,
-                  started: float):
+    async def sse(
+        slot: Slot, ids: list[int], params: GenerationParams, make_chunk, include_usage: bool, started: float
+    ):
         """Server-sent events; the slot is held until the stream ends or the client goes away."""
         handle = None
         try:
@@ -275,10 +322,19 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{
-            "id": served, "object": "model", "created": int(time.time()), "owned_by": "hf-server",
-            "root": settings.model_path, "ready": engine.ready,
-        }]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": served,
+                    "object": "model",
+                    "created": int(time.time()),
+                    "owned_by": "hf-server",
+                    "root": settings.model_path,
+                    "ready": engine.ready,
+                }
+            ],
+        }
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest):
@@ -290,44 +346,75 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
         if req.stream:
+
             def chunk(text, finish, first=False, usage_only=False):
                 if first:
                     return None
-                return {"id": rid, "object": "text_completion", "created": created, "model": served,
-                        "choices": [] if usage_only else [{"index": 0, "text": text, "logprobs": None,
-                                                            "finish_reason": finish}]}
+                return {
+                    "id": rid,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": served,
+                    "choices": []
+                    if usage_only
+                    else [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
+                }
+
             return await stream_response(ids, params, chunk, req.include_usage, started)
 
         result = await run_generation(ids, params)
-        return {"id": rid, "object": "text_completion", "created": created, "model": served,
-                "choices": [{"index": 0, "text": result.text, "logprobs": None,
-                             "finish_reason": result.finish_reason}],
-                "usage": usage(result.prompt_tokens, result.completion_tokens)}
+        return {
+            "id": rid,
+            "object": "text_completion",
+            "created": created,
+            "model": served,
+            "choices": [
+                {"index": 0, "text": result.text, "logprobs": None, "finish_reason": result.finish_reason}
+            ],
+            "usage": usage(result.prompt_tokens, result.completion_tokens),
+        }
 
     @app.post("/v1/chat/completions")
     async def chat_completions(req: ChatCompletionRequest):
         started = time.perf_counter()
         check_model(req.model)
         require_ready()
-        params = params_for(req, req.max_completion_tokens if req.max_completion_tokens is not None
-                            else req.max_tokens)
+        params = params_for(
+            req, req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        )
         messages = [m.as_template_dict() for m in req.messages]
         ids = prepare(lambda: engine.encode_chat(messages), params)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
         if req.stream:
+
             def chunk(text, finish, first=False, usage_only=False):
                 base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": served}
                 if usage_only:
                     return {**base, "choices": []}
                 delta = {"role": "assistant", "content": ""} if first else ({"content": text} if text else {})
-                return {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+                return {
+                    **base,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                }
+
             return await stream_response(ids, params, chunk, req.include_usage, started)
 
         result = await run_generation(ids, params)
-        return {"id": rid, "object": "chat.completion", "created": created, "model": served,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
-                             "logprobs": None, "finish_reason": result.finish_reason}],
-                "usage": usage(result.prompt_tokens, result.completion_tokens)}
+        return {
+            "id": rid,
+            "object": "chat.completion",
+            "created": created,
+            "model": served,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": result.text},
+                    "logprobs": None,
+                    "finish_reason": result.finish_reason,
+                }
+            ],
+            "usage": usage(result.prompt_tokens, result.completion_tokens),
+        }
 
     return app

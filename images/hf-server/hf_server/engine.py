@@ -11,9 +11,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from .settings import Settings
 
@@ -73,7 +73,7 @@ class _StopTrimmer:
             return out
         keep = min(self.hold, len(self.buf))
         out = self.buf[: len(self.buf) - keep]
-        self.buf = self.buf[len(out):]
+        self.buf = self.buf[len(out) :]
         return out
 
     def flush(self) -> str:
@@ -136,14 +136,16 @@ class ModelEngine:
 
     def _load_guarded(self) -> None:
         started = time.monotonic()
-        log.info("loading model from %s (quantization=%s)", self.settings.model_path, self.settings.quantization)
+        log.info(
+            "loading model from %s (quantization=%s)", self.settings.model_path, self.settings.quantization
+        )
         try:
             self._load()
         except ModelLoadError as exc:
             self.error = str(exc)
             self.state = "error"
             log.error("model not loaded: %s", self.error)
-        except BaseException as exc:  # noqa: BLE001 - any failure must reach /health, not kill the server
+        except BaseException as exc:
             self.error = f"failed to load model from {self.settings.model_path}: {_first_line(exc)}"
             self.state = "error"
             log.exception("model not loaded: %s", self.error)
@@ -152,7 +154,11 @@ class ModelEngine:
             self.state = "ready"
             log.info(
                 "model ready in %.1fs on %s (attention=%s, dtype=%s, quantization=%s)",
-                self.load_seconds, self.device, self.attention, self.dtype, self.settings.quantization,
+                self.load_seconds,
+                self.device,
+                self.attention,
+                self.dtype,
+                self.settings.quantization,
             )
         finally:
             self._done.set()
@@ -277,12 +283,15 @@ class ModelEngine:
     def encode_chat(self, messages: list[dict]) -> list[int]:
         if not getattr(self.tokenizer, "chat_template", None):
             raise RequestError(
-                f"model {self.settings.served_name!r} has no chat template; use /v1/completions", param="messages"
+                f"model {self.settings.served_name!r} has no chat template; use /v1/completions",
+                param="messages",
             )
         try:
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        except Exception as exc:  # template errors (e.g. role order rules raised by the template)
-            raise RequestError(f"the chat template rejected the messages: {_first_line(exc)}", "messages") from None
+        except Exception as exc:  # noqa: BLE001 - template errors (e.g. role order rules raised by the template)
+            raise RequestError(
+                f"the chat template rejected the messages: {_first_line(exc)}", "messages"
+            ) from None
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if not ids:
             raise RequestError("the chat template produced an empty prompt", param="messages")
@@ -303,7 +312,9 @@ class ModelEngine:
 
         class _Cancelled(transformers.StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
-                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+                return torch.full(
+                    (input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device
+                )
 
         device = self.model.device
         input_ids = torch.tensor([ids], dtype=torch.long, device=device)
@@ -329,12 +340,14 @@ class ModelEngine:
             eos = self.tokenizer.eos_token_id
         return set(eos if isinstance(eos, list) else [eos]) - {None}
 
-    def generate(self, ids: list[int], params: GenerationParams, cancel: threading.Event | None = None) -> GenerationResult:
+    def generate(
+        self, ids: list[int], params: GenerationParams, cancel: threading.Event | None = None
+    ) -> GenerationResult:
         cancel = cancel or threading.Event()
         kwargs = self._gen_kwargs(ids, params, cancel)
         with self._torch.inference_mode():
             out = self.model.generate(**kwargs)
-        new = out[0, len(ids):].tolist()
+        new = out[0, len(ids) :].tolist()
         trimmer = _StopTrimmer(params.stop)
         text = trimmer.feed(self.tokenizer.decode(new, skip_special_tokens=True)) + trimmer.flush()
         if trimmer.hit or (new and new[-1] in self._eos_ids()):

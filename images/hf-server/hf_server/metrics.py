@@ -16,23 +16,33 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "hf_server_requests", "HTTP requests by endpoint and status code", ["endpoint", "status"], registry=r
+            "hf_server_requests",
+            "HTTP requests by endpoint and status code",
+            ["endpoint", "status"],
+            registry=r,
         )
         self.latency = Histogram(
             "hf_server_request_latency_seconds",
             "Time from request start to the last byte of the response, by endpoint",
-            ["endpoint"], buckets=LATENCY_BUCKETS, registry=r,
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.ttft = Histogram(
             "hf_server_time_to_first_token_seconds",
             "Time from request start to the first streamed token",
-            buckets=LATENCY_BUCKETS, registry=r,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.prompt_tokens = Counter("hf_server_prompt_tokens", "Prompt tokens processed", registry=r)
         self.generated_tokens = Counter("hf_server_generated_tokens", "Tokens generated", registry=r)
-        self.queue_depth = Gauge("hf_server_queue_depth", "Requests waiting for a generation slot", registry=r)
+        self.queue_depth = Gauge(
+            "hf_server_queue_depth", "Requests waiting for a generation slot", registry=r
+        )
         self.active = Gauge("hf_server_active_generations", "Generations running now", registry=r)
-        self.model_loaded = Gauge("hf_server_model_loaded", "1 when the model is loaded and serving", registry=r)
+        self.model_loaded = Gauge(
+            "hf_server_model_loaded", "1 when the model is loaded and serving", registry=r
+        )
 
 
 class MetricsMiddleware:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 QUANTIZATIONS = ("4bit", "none")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -72,7 +72,7 @@ class Settings:
         return self.model_name or Path(self.model_path.rstrip("/")).name or "model"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         max_tokens_limit = _int(env, "MAX_TOKENS_LIMIT", 2048, 1)
         default_max_tokens = _int(env, "DEFAULT_MAX_TOKENS", min(256, max_tokens_limit), 1)

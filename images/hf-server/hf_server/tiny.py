@@ -21,9 +21,18 @@ CORPUS = [
 ]
 
 
-def make_tiny_model(dest: str | Path, *, hidden_size: int = 64, layers: int = 2, heads: int = 4,
-                    kv_heads: int = 2, intermediate_size: int = 128, context: int = 512,
-                    vocab_size: int = 512, seed: int = 0) -> Path:
+def make_tiny_model(
+    dest: str | Path,
+    *,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate_size: int = 128,
+    context: int = 512,
+    vocab_size: int = 512,
+    seed: int = 0,
+) -> Path:
     import torch
     import transformers
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -42,16 +51,24 @@ def make_tiny_model(dest: str | Path, *, hidden_size: int = 64, layers: int = 2,
         show_progress=False,
     )
     raw.train_from_iterator(CORPUS * 8, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<|bos|>", eos_token="<|eos|>",
-                                  pad_token="<|pad|>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=raw, bos_token="<|bos|>", eos_token="<|eos|>", pad_token="<|pad|>"
+    )
     tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(dest)
 
     config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=intermediate_size,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-        max_position_embeddings=context, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=context,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
