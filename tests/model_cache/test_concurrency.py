@@ -133,3 +133,21 @@ def test_corrupted_object_is_detected_by_restore(hub, env, s3, bucket, tmp_path)
     # the fast mode catches it too: the object's ETag no longer matches the manifest
     proc = run_cli(["restore", "--dest", str(dest), "--verify", "etag"], env)
     assert proc.returncode == 1 and "ETag" in proc.stderr
+
+
+def test_sigterm_releases_the_lease_and_exits_1(hub, env, s3, bucket):
+    repo = hub.add_repo(small_repo())
+    hub.delay_per_mib = 1.0
+    proc = start_cli(["ensure"], dict(env, MODEL_CACHE_LEASE_TTL="600"))
+    lease_prefix = f"models/{repo.repo_id}/leases/"
+    deadline = time.monotonic() + 60
+    while not _keys(s3, bucket, f"{_prefix(repo)}config.json"):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    assert not _keys(s3, bucket, lease_prefix)  # released: the next replica need not wait 600 s
+    assert f"{_prefix(repo)}manifest.json" not in _keys(s3, bucket, _prefix(repo))
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")  # aborted, nothing left behind
+    assert_no_secrets(err)

@@ -244,6 +244,13 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
 
     part_pool = ThreadPoolExecutor(max_workers=s.part_concurrency, thread_name_prefix="part-upload")
 
+    def downloaded(n: int) -> None:
+        """Progress callback of every download; also where a cancelled run stops streaming."""
+        lease.check()
+        if cancelled.is_set():
+            raise ModelCacheError("cancelled")
+        down.update(n)
+
     def meta_for(f: hub.RemoteFile, sha256: str) -> dict:
         meta = {"sha256": sha256, "model-cache": __version__}
         if f.git_oid:
@@ -256,7 +263,7 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
                                  {"Metadata": meta_for(f, f.sha256 or ""), "ContentType": "application/octet-stream"},
                                  up.update)
         try:
-            got = hub.download(s, snap, f, dest, down.update, on_write=mpu.written, on_rewind=mpu.rewound)
+            got = hub.download(s, snap, f, dest, downloaded, on_write=mpu.written, on_rewind=mpu.rewound)
             lease.check()
             mpu.complete()
         except BaseException:
@@ -290,7 +297,7 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
                     done_entries.append(entry)
                 return
             try:
-                got = hub.download(s, snap, f, dest, down.update)
+                got = hub.download(s, snap, f, dest, downloaded)
                 log.debug("downloaded %s (%s) in %.2fs", f.path, human(got.size), time.monotonic() - t0)
             except (IntegrityError, HubUnreachable, OSError) as exc:
                 budget.release(f.size or 0)
@@ -321,7 +328,11 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
     try:
         with ThreadPoolExecutor(max_workers=s.hf_max_workers, thread_name_prefix="download") as pool:
             futures = [pool.submit(one, f) for f in todo]
-            done_set, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            try:
+                done_set, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            except BaseException:  # SIGTERM/Ctrl-C: stop the downloads before the pool joins them
+                cancelled.set()
+                raise
             for fut in done_set:
                 if fut.exception() is not None:
                     cancelled.set()
