@@ -113,7 +113,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model-path", type=Path, help="a local model folder (default: a tiny random model)")
+    parser.add_argument(
+        "--model-path", type=Path, help="a local model folder (default: a random model made on the spot)"
+    )
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per request (default 64)")
     parser.add_argument("--runs", type=int, default=5, help="measured requests per figure (default 5)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
@@ -130,8 +132,20 @@ def main() -> int:
         if model is None:
             from hf_server.tiny import make_tiny_model
 
-            model = make_tiny_model(Path(tmp) / "tiny")
-            results["model"] = "tiny random Llama (hidden 64, 2 layers, vocab 512)"
+            if torch.cuda.is_available():  # big enough for 4-bit vs bf16 to mean something (~50M params)
+                model = make_tiny_model(
+                    Path(tmp) / "small",
+                    hidden_size=1024,
+                    layers=4,
+                    heads=8,
+                    kv_heads=8,
+                    intermediate_size=2816,
+                    context=2048,
+                )
+                results["model"] = "small random Llama (hidden 1024, 4 layers, ~50M parameters)"
+            else:
+                model = make_tiny_model(Path(tmp) / "tiny")
+                results["model"] = "tiny random Llama (hidden 64, 2 layers, vocab 512)"
         else:
             results["model"] = str(model)
 

@@ -156,6 +156,15 @@ def test_sampling_with_temperature_stays_within_max_tokens(client):
         assert 1 <= body["usage"]["completion_tokens"] <= 5
 
 
+def test_explicit_nulls_mean_defaults(client):
+    body = {"prompt": "hello", "max_tokens": None, "temperature": None, "top_p": None, "n": None,
+            "stream": None, "stop": None, "min_tokens": None, "user": "someone", "presence_penalty": 0}
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["object"] == "text_completion"  # stream=None: not streamed
+    assert 1 <= r.json()["usage"]["completion_tokens"] <= 16  # DEFAULT_MAX_TOKENS of the fixture
+
+
 def test_default_max_tokens_applies(client):
     body = client.post("/v1/completions", json={"prompt": "hello", "temperature": 0}).json()
     assert body["usage"]["completion_tokens"] <= 16

@@ -20,6 +20,12 @@ class _Request(BaseModel):
     stream: bool = False
     stream_options: dict | None = None
 
+    @field_validator("temperature", "top_p", "n", "stream", "min_tokens", mode="before")
+    @classmethod
+    def _null_is_default(cls, value, info):
+        # Some OpenAI clients send explicit nulls for parameters they leave unset.
+        return cls.model_fields[info.field_name].default if value is None else value
+
     @field_validator("stop")
     @classmethod
     def _stop_list(cls, value):
