@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -28,13 +29,11 @@ log = logging.getLogger("hf_server")
 class APIError(Exception):
     def __init__(self, status: int, message: str, type_: str, param: str | None = None, headers=None):
         super().__init__(message)
-        self.status, self.message, self.type, self.param, self.headers = (
-            status,
-            message,
-            type_,
-            param,
-            headers,
-        )
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.param = param
+        self.headers = headers
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:
@@ -146,18 +145,24 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
     limiter = Limiter(settings, metrics)
     served = settings.served_name
 
+    # Blocking work (generate, waiting for the next streamed piece) runs here, sized so that every
+    # allowed generation has a thread: the default executor (min(32, CPUs + 4)) could starve streams.
+    executor = ThreadPoolExecutor(max_workers=2 * settings.max_concurrency + 2, thread_name_prefix="gen")
+
+    async def blocking(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         engine.start()
         yield
+        executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="hf-server", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.settings, app.state.engine, app.state.metrics, app.state.limiter = (
-        settings,
-        engine,
-        metrics,
-        limiter,
-    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.metrics = metrics
+    app.state.limiter = limiter
     app.add_middleware(CatchAllMiddleware)  # inner: turns any escaped exception into a JSON 500
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outer: sees that 500 too
 
@@ -242,7 +247,7 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
     async def run_generation(ids: list[int], params: GenerationParams):
         await limiter.acquire()
         try:
-            result = await asyncio.to_thread(engine.generate, ids, params)
+            result = await blocking(engine.generate, ids, params)
         finally:
             limiter.release()
         metrics.prompt_tokens.inc(result.prompt_tokens)
@@ -274,7 +279,7 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
             sentinel = object()
             got_first = False
             while True:
-                piece = await asyncio.to_thread(next, iterator, sentinel)
+                piece = await blocking(next, iterator, sentinel)
                 if piece is sentinel:
                     break
                 if not got_first:
