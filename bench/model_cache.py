@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -59,6 +60,66 @@ def put(p):
 with ThreadPoolExecutor(10) as pool:
     list(pool.map(put, files))
 '''
+
+
+class ThrottlingProxy:
+    """TCP proxy on 127.0.0.1 that caps every connection at `mibps` MiB/s in each direction.
+
+    Models the per-connection limits of real endpoints (CDN, S3-compatible stores) that the
+    loopback servers lack; see bench/README.md.
+    """
+
+    def __init__(self, target_port: int, mibps: float):
+        self.target = ("127.0.0.1", target_port)
+        self.rate = mibps * MiB
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.port = self.sock.getsockname()[1]
+        self.running = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while self.running:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        start = time.monotonic()
+        sent = 0
+        try:
+            while True:
+                data = src.recv(256 * 1024)
+                if not data:
+                    break
+                dst.sendall(data)
+                sent += len(data)
+                ahead = sent / self.rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def close(self) -> None:
+        self.running = False
+        self.sock.close()
 
 
 def free_port() -> int:
@@ -117,6 +178,10 @@ class Bench:
             self.moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
                                           "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.s3_url = f"http://127.0.0.1:{port}"
+        self.proxy = None
+        if self.args.wan_mibps:
+            self.proxy = ThrottlingProxy(port, self.args.wan_mibps)
+            self.s3_url = f"http://127.0.0.1:{self.proxy.port}"
         deadline = time.time() + 30
         while True:
             try:
@@ -127,17 +192,19 @@ class Bench:
                     raise
                 time.sleep(0.2)
         self.hub = HubStub().start()
-        if self.args.hub_mibps:
-            # Emulate the Hub's WAN link: each download connection is held to this rate.
-            self.hub.delay_per_mib = 1.0 / self.args.hub_mibps
-        print(f"# S3 server: {self.server_name()} at {self.s3_url}; Hub per-connection limit: "
-              f"{self.args.hub_mibps or 'none'} MiB/s")
+        if self.args.wan_mibps:
+            # The Hub stand-in caps each download connection itself (sleep per MiB sent).
+            self.hub.delay_per_mib = 1.0 / self.args.wan_mibps
+        print(f"# S3 server: {self.server_name()} at {self.s3_url}; per-connection limit (Hub and S3): "
+              f"{self.args.wan_mibps or 'none'} MiB/s")
         print(f"# making a {self.args.size_gib:g} GiB synthetic model ({self.args.files} shards) in {self.work}")
         self.hub.add_repo(self.make_model())
 
     def stop(self) -> None:
         if self.hub:
             self.hub.stop()
+        if getattr(self, "proxy", None):
+            self.proxy.close()
         if self.moto:
             self.moto.terminate()
             self.moto.wait(timeout=10)
@@ -175,14 +242,21 @@ class Bench:
         e.update(extra)
         return e
 
-    def timed(self, name: str, cmd: list[str], env: dict) -> float:
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        elapsed = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise SystemExit(f"{name} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    def timed(self, name: str, cmd: list[str], env: dict, reset=None) -> float:
+        """Best of --repeat runs; `reset` restores the starting state (empty bucket/dir) between runs."""
+        times = []
+        for i in range(self.args.repeat):
+            if i and reset is not None:
+                reset()
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            times.append(time.perf_counter() - t0)
+            if proc.returncode != 0:
+                raise SystemExit(f"{name} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        elapsed = min(times)
         self.results[name] = elapsed
-        print(f"{name:<22} {elapsed:7.2f} s  {fmt_rate(self.total, elapsed)}", flush=True)
+        runs = "" if len(times) == 1 else "  runs: " + " ".join(f"{t:.2f}" for t in times)
+        print(f"{name:<22} {elapsed:7.2f} s  {fmt_rate(self.total, elapsed)}{runs}", flush=True)
         return elapsed
 
     # --- measurements --------------------------------------------------------------------------
@@ -212,14 +286,14 @@ class Bench:
         if not self.args.skip_naive:
             b = self.bucket("naive")
             self.timed("naive (hub->s3)", [sys.executable, "-c", NAIVE, b, f"models/{REPO}/", str(self.work)],
-                       self.env(b))
+                       self.env(b), reset=lambda: self.drop(b))
             self.drop(b)
             shutil.rmtree(self.work / "hf-home", ignore_errors=True)
         b = self.bucket("ours")
         before = self.hub.file_gets()
-        self.timed("ensure (hub->s3)", mc + ["ensure"], self.env(b))
+        self.timed("ensure (hub->s3)", mc + ["ensure"], self.env(b), reset=lambda: self.drop(b))
         gets = self.hub.file_gets() - before
-        assert all(v == 1 for v in gets.values()), gets
+        assert all(v == self.args.repeat for v in gets.values()), gets
         rclone = shutil.which("rclone") if not self.args.skip_rclone else None
         renv = self.env(b, RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
                         RCLONE_CONFIG_BENCH_ENDPOINT=self.s3_url, RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=KEY,
@@ -227,18 +301,24 @@ class Bench:
                         RCLONE_CONFIG_BENCH_REGION="us-east-1", RCLONE_CONFIG=os.devnull)
         if rclone:
             rb = self.bucket("rclone")
-            self.timed("rclone up (disk->s3)", [rclone, "copy", str(self.work / "model"), f"bench:{rb}/m"], renv)
+            self.timed("rclone up (disk->s3)", [rclone, "copy", str(self.work / "model"), f"bench:{rb}/m"], renv,
+                       reset=lambda: self.drop(rb))
             self.drop(rb)
         dest = self.work / "restore"
-        self.timed("restore (sha256)", mc + ["restore", "--dest", str(dest)], self.env(b))
-        shutil.rmtree(dest)
-        self.timed("restore (etag)", mc + ["restore", "--dest", str(dest), "--verify", "etag"], self.env(b))
-        shutil.rmtree(dest)
+        def clean(path=dest):
+            shutil.rmtree(path, ignore_errors=True)
+
+        self.timed("restore (sha256)", mc + ["restore", "--dest", str(dest)], self.env(b), reset=clean)
+        clean()
+        self.timed("restore (etag)", mc + ["restore", "--dest", str(dest), "--verify", "etag"], self.env(b),
+                   reset=clean)
+        clean()
         if rclone:
             sha = json.loads(subprocess.run(mc + ["status"], env=self.env(b), capture_output=True, text=True,
                                             check=True).stdout)["sha"]
-            self.timed("rclone down (s3->disk)", [rclone, "copy", f"bench:{b}/models/{REPO}/{sha}",
-                                                  str(self.work / "rclone-dest")], renv)
+            rdest = self.work / "rclone-dest"
+            self.timed("rclone down (s3->disk)", [rclone, "copy", f"bench:{b}/models/{REPO}/{sha}", str(rdest)],
+                       renv, reset=lambda: clean(rdest))
         self.report()
 
     def report(self) -> None:
@@ -256,7 +336,7 @@ class Bench:
         print(f"restore as fraction of S3 GET ceiling:  {r['ceiling GET'] / r['restore (sha256)']:.2f} (sha256), "
               f"{r['ceiling GET'] / r['restore (etag)']:.2f} (etag)")
         print(f"# S3 server: {self.server_name()} (own process); Hub: tests/model_cache/hubstub.py, "
-              f"per-connection limit {self.args.hub_mibps or 'none'} MiB/s; {os.cpu_count()} CPUs; "
+              f"per-connection limit {self.args.wan_mibps or 'none'} MiB/s; {os.cpu_count()} CPUs; "
               f"{self.total / MiB:.0f} MiB in {self.args.files + 1} files")
 
     def server_name(self) -> str:
@@ -295,8 +375,9 @@ def main() -> int:
     p.add_argument("--workdir", default=None, help="where to put the model and scratch (default: $TMPDIR)")
     p.add_argument("--s3", choices=["moto", "s3rver"], default="moto",
                    help="local S3 server: moto (default, always installed) or npm s3rver (file-backed, faster)")
-    p.add_argument("--hub-mibps", type=float, default=0.0,
-                   help="emulate the Hub's network: MiB/s per download connection (default: unlimited)")
+    p.add_argument("--wan-mibps", type=float, default=0.0,
+                   help="cap every Hub and S3 connection at this many MiB/s (default: no cap); see README")
+    p.add_argument("--repeat", type=int, default=1, help="run every row N times, keep the best (default 1)")
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-rclone", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
