@@ -6,6 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from helpers import ThreadServer, assert_clean_error, metric_samples, wait_health
 from hf_server import Settings, create_app
@@ -118,6 +119,27 @@ def test_two_generations_may_run_together(limited):
         assert c.post("/v1/completions", json=BODY).status_code == 429
         blocker.release.set()
         assert [f.result(30).status_code for f in futures] == [200, 200]
+
+
+def test_a_client_that_gives_up_stops_its_generation(tiny_model_dir):
+    """Non-streamed: when the client disconnects, the generation is cancelled and its slot freed."""
+    settings = Settings(model_path=str(tiny_model_dir), quantization="none", max_concurrency=1, max_queue=0)
+    app = create_app(settings)
+    cancelled = threading.Event()
+
+    def until_cancelled(ids, params, cancel=None):
+        assert cancel is not None, "the server must hand generate() a cancel event"
+        if cancel.wait(30):
+            cancelled.set()
+        raise RuntimeError("cancelled")
+
+    with ThreadServer(app) as srv, srv.client() as c:
+        wait_health(c)
+        app.state.engine.generate = until_cancelled
+        with srv.client(timeout=1.0) as impatient, pytest.raises(httpx.ReadTimeout):
+            impatient.post("/v1/completions", json=BODY)
+        assert cancelled.wait(10), "generation kept running after the client left"
+        _wait_for(lambda: app.state.limiter.sem._value == 1)
 
 
 def test_a_long_stream_holds_its_slot_until_it_ends(tiny_model_dir):

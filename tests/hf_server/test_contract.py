@@ -157,8 +157,18 @@ def test_sampling_with_temperature_stays_within_max_tokens(client):
 
 
 def test_explicit_nulls_mean_defaults(client):
-    body = {"prompt": "hello", "max_tokens": None, "temperature": None, "top_p": None, "n": None,
-            "stream": None, "stop": None, "min_tokens": None, "user": "someone", "presence_penalty": 0}
+    body = {
+        "prompt": "hello",
+        "max_tokens": None,
+        "temperature": None,
+        "top_p": None,
+        "n": None,
+        "stream": None,
+        "stop": None,
+        "min_tokens": None,
+        "user": "someone",
+        "presence_penalty": 0,
+    }
     r = client.post("/v1/completions", json=body)
     assert r.status_code == 200, r.text
     assert r.json()["object"] == "text_completion"  # stream=None: not streamed

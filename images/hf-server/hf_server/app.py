@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from .schemas import ChatCompletionRequest, CompletionRequest
 from .settings import Settings
 
 log = logging.getLogger("hf_server")
+DISCONNECT_POLL_S = 0.5
 
 
 class APIError(Exception):
@@ -244,10 +246,19 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
             "total_tokens": prompt_tokens + completion_tokens,
         }
 
-    async def run_generation(ids: list[int], params: GenerationParams):
+    async def run_generation(request: Request, ids: list[int], params: GenerationParams):
         await limiter.acquire()
+        cancel = threading.Event()
         try:
-            result = await blocking(engine.generate, ids, params)
+            future = asyncio.ensure_future(blocking(engine.generate, ids, params, cancel))
+            # A client that gave up (timeout, closed connection) should not keep the GPU busy.
+            while not future.done():
+                await asyncio.wait({future}, timeout=DISCONNECT_POLL_S)
+                if not future.done() and await request.is_disconnected():
+                    cancel.set()
+                    log.info("client went away: generation stopped early")
+                    await asyncio.wait({future})
+            result = future.result()
         finally:
             limiter.release()
         metrics.prompt_tokens.inc(result.prompt_tokens)
@@ -342,7 +353,7 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
         }
 
     @app.post("/v1/completions")
-    async def completions(req: CompletionRequest):
+    async def completions(req: CompletionRequest, request: Request):
         started = time.perf_counter()
         check_model(req.model)
         require_ready()
@@ -367,7 +378,7 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
 
             return await stream_response(ids, params, chunk, req.include_usage, started)
 
-        result = await run_generation(ids, params)
+        result = await run_generation(request, ids, params)
         return {
             "id": rid,
             "object": "text_completion",
@@ -380,7 +391,7 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
         }
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(req: ChatCompletionRequest):
+    async def chat_completions(req: ChatCompletionRequest, request: Request):
         started = time.perf_counter()
         check_model(req.model)
         require_ready()
@@ -405,7 +416,7 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
 
             return await stream_response(ids, params, chunk, req.include_usage, started)
 
-        result = await run_generation(ids, params)
+        result = await run_generation(request, ids, params)
         return {
             "id": rid,
             "object": "chat.completion",
