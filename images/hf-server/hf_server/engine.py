@@ -145,7 +145,7 @@ class ModelEngine:
             self.error = str(exc)
             self.state = "error"
             log.error("model not loaded: %s", self.error)
-        except BaseException as exc:
+        except BaseException as exc:  # any failure must reach /health, not end the loader silently
             self.error = f"failed to load model from {self.settings.model_path}: {_first_line(exc)}"
             self.state = "error"
             log.exception("model not loaded: %s", self.error)
