@@ -92,6 +92,7 @@ class HubStub:
         self.lock = threading.Lock()
         self.delay_per_mib = 0.0          # seconds of sleep per MiB served (slow Hub)
         self.fail_next_gets: int = 0      # next N file GETs answer 500
+        self.stall_seconds: float = 0.0   # file GETs send headers, then nothing for this long
         self._servers: list[ThreadingHTTPServer] = []
         self._threads: list[threading.Thread] = []
         self.url = ""
@@ -351,6 +352,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
         if head or length == 0:
+            return
+        if stub.stall_seconds:
+            self.wfile.flush()
+            time.sleep(stub.stall_seconds)
             return
         step = 1 << 20
         if f.disk is not None and stub.delay_per_mib == 0:

@@ -151,3 +151,14 @@ def test_sigterm_releases_the_lease_and_exits_1(hub, env, s3, bucket):
     assert f"{_prefix(repo)}manifest.json" not in _keys(s3, bucket, _prefix(repo))
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")  # aborted, nothing left behind
     assert_no_secrets(err)
+
+
+def test_stalled_hub_download_is_retried_then_fails_with_a_message(hub, env, s3, bucket):
+    repo = hub.add_repo(small_repo())
+    hub.stall_seconds = 30
+    proc = run_cli(["ensure"], dict(env, HF_HUB_DOWNLOAD_TIMEOUT="1", MODEL_CACHE_FILE_RETRIES="1",
+                                    MODEL_ALLOW_PATTERNS="model-00002-of-00002.safetensors"), timeout=90)
+    assert proc.returncode == 1
+    assert "model-00002-of-00002.safetensors" in proc.stderr and "Timeout" in proc.stderr
+    assert f"{_prefix(repo)}manifest.json" not in _keys(s3, bucket, _prefix(repo))
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")

@@ -106,6 +106,9 @@ def ensure(s: Settings) -> int:
             return 0
         raise
     wanted = hub.select(snap.files, s.allow_patterns, s.ignore_patterns)
+    if not wanted:
+        raise ModelCacheError(f"no file of {s.repo_id}@{s.revision} matches the allow/ignore patterns "
+                              f"(allow={s.allow_patterns}, ignore={s.ignore_patterns})")
     if any(f.path == MANIFEST_NAME for f in wanted):
         raise ModelCacheError(f"the repo has a top-level {MANIFEST_NAME}, which collides with the cache "
                               f"manifest key; exclude it with MODEL_IGNORE_PATTERNS={MANIFEST_NAME}")
@@ -219,9 +222,10 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
 
     tconfig = TransferConfig(
         multipart_threshold=s.chunk_size, multipart_chunksize=s.chunk_size,
-        max_concurrency=s.part_concurrency, use_threads=True,
-        # Bounded memory: parts read ahead per upload are what concurrency x chunk allows.
-        max_io_queue=max(4, s.part_concurrency),
+        # Only small (<= one chunk) and non-LFS files go through s3transfer; big shards use the
+        # streaming multipart pool. A quarter of the connections bounds memory of both together.
+        max_concurrency=max(2, s.part_concurrency // 4), use_threads=True,
+        max_io_queue=max(4, s.part_concurrency // 4),
     )
     manager = TransferManager(client, tconfig)
     lock = threading.Lock()

@@ -46,6 +46,7 @@ class Lease:
         self._thread: threading.Thread | None = None
         self._seen: tuple[str, float] | None = None  # (etag, first seen, monotonic) of someone else's lease
         self._lock = threading.Lock()
+        self._conditional = True  # renew with If-Match (off if the store answers NotImplemented)
 
     # --- documents ---------------------------------------------------------------------------
     def _doc(self) -> dict:
@@ -77,6 +78,11 @@ class Lease:
         """True if we now hold the lease; False if someone else validly holds it."""
         from botocore.exceptions import ClientError
 
+        # Look first: a valid lease means wait, without a write. This also narrows the race on
+        # stores that ignore If-None-Match (the re-read in _confirm settles what remains).
+        current = self.read()
+        if current is not None and not self.stale(*current):
+            return False
         try:
             etag = put_json(self.client, self.s.bucket, self.key, self._doc(), IfNoneMatch="*")
         except ClientError as exc:
@@ -139,9 +145,16 @@ class Lease:
                 with self._lock:
                     if self._stop.is_set():
                         return
-                    self.etag = put_json(self.client, self.s.bucket, self.key, self._doc(), IfMatch=self.etag)
+                    if self._conditional:
+                        self.etag = put_json(self.client, self.s.bucket, self.key, self._doc(), IfMatch=self.etag)
+                    else:
+                        self.etag = put_json(self.client, self.s.bucket, self.key, self._doc())
                 last_ok = time.monotonic()
             except ClientError as exc:
+                if error_code(exc) in ("NotImplemented", "501") and self._conditional:
+                    log.warning("the store does not support If-Match on PUT; renewing the lease unconditionally")
+                    self._conditional = False
+                    continue
                 if is_precondition_failed(exc) or is_not_found(exc):
                     log.error("lost the download lease (another process took it over)")
                     self.lost.set()
