@@ -1,0 +1,170 @@
+"""Guardrail: Dockerfiles that could bake a secret in, and credential files that must not be committed.
+
+    .venv/bin/python scripts/lint_secrets.py            # the repository (tracked + unignored files)
+    .venv/bin/python scripts/lint_secrets.py PATH...    # given files only
+
+Dockerfile rules (docs/secrets-and-images.md):
+  D1 first line ``# syntax=docker/dockerfile:1`` (secret mounts need the BuildKit frontend);
+  D2 no ARG or ENV whose name looks like a credential (ARG/ENV values land in the history/config);
+  D3 no ARG/ENV value holding a URL with ``user:password@``;
+  D4 a RUN that reads ``/run/secrets/ID`` mounts ``type=secret,id=ID`` itself (only that step sees it);
+  D5 the ``hf_token`` mount is ``required=true`` (a build without the token fails at once);
+  D6 the final stage ends with a non-root USER.
+Credential files (any path): ``.netrc``/``_netrc``, ``.npmrc``/``.pypirc``/``pip.conf`` holding a
+token or password, ``.env*`` with non-empty values (``.env.example``/``.env.sample`` with empty
+values are fine), docker ``config.json`` with ``auths``, private keys.
+Exit 1 with one line per finding (``path:line: RULE message``), 0 when clean.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from components.images import credential_like  # noqa: E402  (one definition of "looks like a credential")
+
+_URL_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:$]+:[^/@\s]+@", re.IGNORECASE)
+_SECRET_MOUNT = re.compile(r"--mount=type=secret,([^\s]+)")
+_SECRET_READ = re.compile(r"/run/secrets/([A-Za-z0-9_.-]+)")
+_SKIP_DIRS = {".git", ".venv", "node_modules", "out", "__pycache__", ".pytest_cache", ".ruff_cache", "build"}
+
+
+def logical_lines(text: str) -> list[tuple[int, str]]:
+    """Dockerfile instructions with continuations joined, each with its first line number."""
+    out: list[tuple[int, str]] = []
+    current, start = "", 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if current and stripped.startswith("#"):
+            continue  # comment inside a continued instruction
+        if not current:
+            start = number
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        out.append((start, current + stripped))
+        current = ""
+    if current:
+        out.append((start, current))
+    return out
+
+
+def _names_and_values(op: str, rest: str) -> list[tuple[str, str]]:
+    if op == "ARG":
+        name, _, value = rest.strip().partition("=")
+        return [(name.strip(), value)]
+    pairs = re.findall(r'([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\'[^\']*\'|\S*)', rest)
+    if pairs:
+        return pairs
+    name, _, value = rest.strip().partition(" ")  # legacy ENV NAME value
+    return [(name, value)]
+
+
+def lint_dockerfile(path: Path, text: str | None = None) -> list[str]:
+    text = path.read_text() if text is None else text
+    problems: list[str] = []
+    first = text.splitlines()[0].strip() if text.strip() else ""
+    if not re.fullmatch(r"#\s*syntax=docker/dockerfile:1(\.\d+)*", first):
+        problems.append(f"{path}:1: D1 first line must be '# syntax=docker/dockerfile:1'")
+    last_user: str | None = None
+    for number, line in logical_lines(text):
+        op, _, rest = line.partition(" ")
+        op = op.upper()
+        if op == "FROM":
+            last_user = None
+        elif op == "USER":
+            last_user = rest.strip()
+        elif op in ("ARG", "ENV"):
+            for name, value in _names_and_values(op, rest):
+                if credential_like(name):
+                    problems.append(f"{path}:{number}: D2 {op} {name} looks like a credential: ARG/ENV values "
+                                    "are stored in the image; use RUN --mount=type=secret,id=... instead")
+                if _URL_CREDENTIALS.search(value):
+                    problems.append(f"{path}:{number}: D3 {op} {name} holds a URL with user:password@")
+        elif op == "RUN":
+            mounts = {}
+            for spec in _SECRET_MOUNT.findall(rest):
+                fields = dict(f.split("=", 1) for f in spec.split(",") if "=" in f)
+                mounts[fields.get("id", "")] = fields
+            for read in set(_SECRET_READ.findall(rest)):
+                if read not in mounts:
+                    problems.append(f"{path}:{number}: D4 reads /run/secrets/{read} without mounting "
+                                    f"type=secret,id={read} in this RUN")
+            hf = mounts.get("hf_token")
+            if hf is not None and hf.get("required") != "true":
+                problems.append(f"{path}:{number}: D5 the hf_token secret mount must be required=true")
+    if last_user is None or last_user.split(":")[0] in ("", "root", "0"):
+        problems.append(f"{path}: D6 the final stage must switch to a non-root USER")
+    return problems
+
+
+def lint_credential_file(path: Path, text: str) -> list[str]:
+    name = path.name
+    if name in (".netrc", "_netrc"):
+        return [f"{path}: C1 a .netrc holds login credentials; never commit one"]
+    if name in (".npmrc", ".yarnrc", ".yarnrc.yml") and re.search(r"(_authToken|_auth|_password|npmAuthToken)\s*[=:]",
+                                                                  text):
+        return [f"{path}: C2 {name} holds a registry token; use ${{NPM_TOKEN}} from the environment"]
+    if name in (".pypirc", "pip.conf", "pip.ini") and (re.search(r"(?im)^\s*password\s*=\s*\S", text)
+                                                      or _URL_CREDENTIALS.search(text)):
+        return [f"{path}: C3 {name} holds an index password"]
+    if re.fullmatch(r"\.env(\..+)?", name) and not re.search(r"\.(example|sample|template|dist)$", name):
+        assigned = [n for n, line in enumerate(text.splitlines(), 1)
+                    if re.match(r"\s*(export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*\S", line)
+                    and not re.match(r"\s*(export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*(\"\"|'')\s*$", line)]
+        if assigned:
+            return [f"{path}:{assigned[0]}: C4 {name} assigns values; commit a .env.example with empty values"]
+    if name == "config.json" and path.parent.name == ".docker" and '"auths"' in text:
+        return [f"{path}: C5 docker config.json with registry auths"]
+    if re.search(r"-----BEGIN ((RSA|EC|DSA|OPENSSH|ENCRYPTED) )?PRIVATE KEY-----", text):
+        return [f"{path}: C6 private key"]
+    return []
+
+
+def repository_files(root: Path) -> list[Path]:
+    """Tracked and untracked-but-not-ignored files (what the next commit could contain)."""
+    try:
+        listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
+                                 "--exclude-standard"], capture_output=True, check=True, timeout=60).stdout
+        return [root / p for p in sorted(set(listed.decode().split("\0"))) if p and (root / p).is_file()]
+    except (OSError, subprocess.SubprocessError):
+        return [p for p in root.rglob("*") if p.is_file() and not _SKIP_DIRS & set(p.relative_to(root).parts)]
+
+
+def is_dockerfile(path: Path) -> bool:
+    return path.name == "Dockerfile" or path.name.startswith("Dockerfile.") or path.suffix == ".Dockerfile"
+
+
+def lint(paths: Iterable[Path]) -> list[str]:
+    problems: list[str] = []
+    for path in paths:
+        try:
+            text = path.read_text(errors="replace") if path.stat().st_size < 2_000_000 else ""
+        except OSError:
+            continue
+        if is_dockerfile(path):
+            problems += lint_dockerfile(path, text)
+        problems += lint_credential_file(path, text)
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    paths = [Path(a) for a in argv] if argv else repository_files(REPO)
+    problems = lint(paths)
+    for line in problems:
+        print(line)
+    shown = f"{len(paths)} files" if argv else f"{len(paths)} repository files"
+    print(f"lint_secrets: {len(problems)} problem(s) in {shown}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# buildah (daemonless image builds, as root with --isolation chroot --storage-driver vfs) and
+# debootstrap (the local Debian base the image tests build on, since no base image can be
+# pulled here). Installed with apt-get when missing; skipped, with the reason, where that is
+# impossible (not root and no sudo): tests/images then skips with the same reason.
+set -euo pipefail
+
+log() { printf '\033[1;34m[setup:buildah]\033[0m %s\n' "$*"; }
+
+missing=()
+command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+if [ ${#missing[@]} -eq 0 ]; then
+  log "$(buildah --version), debootstrap present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo="sudo"
+  else
+    log "SKIP: ${missing[*]} missing and neither root nor passwordless sudo; image build tests will skip"
+    exit 0
+  fi
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  log "SKIP: ${missing[*]} missing and no apt-get; install them with your package manager"
+  exit 0
+fi
+log "installing ${missing[*]} (apt-get)"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+log "$(buildah --version)"
