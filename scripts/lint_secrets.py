@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from components.images import credential_like  # noqa: E402  (one definition of "looks like a credential")
+from components.images import credential_like
 
 _URL_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:$]+:[^/@\s]+@", re.IGNORECASE)
 _SECRET_MOUNT = re.compile(r"--mount=type=secret,([^\s]+)")

@@ -15,8 +15,8 @@ import io
 import json
 import tarfile
 import urllib.parse
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 
