@@ -80,6 +80,8 @@ def test_live_lease_holder_is_waited_for(hub, env, s3, bucket):
     time.sleep(4)
     assert proc.poll() is None, proc.communicate()
     assert hub.file_gets() == {}
+    status = json.loads(run_cli(["status"], env).stdout)
+    assert status["lease_holder"] == "other/2/live" and status["cached"] is False
     # The other holder gives up its lease: the waiter takes it and does the work itself
     s3.delete_object(Bucket=bucket, Key=lease_key)
     _out, err = proc.communicate(timeout=60)

@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="sha256 of every byte (default) or the faster size+ETag check (env MODEL_CACHE_VERIFY)")
     st = sub.add_parser("status", parents=[common], help="print what the bucket holds, as JSON")
     st.add_argument("--hf-endpoint", dest="hf_endpoint", help="Hub URL (env HF_ENDPOINT)")
-    st.add_argument("--ask-hub", action="store_true", help="resolve the revision via the Hub if no ref is cached")
+    st.add_argument("--no-hub", dest="no_hub", action="store_true",
+                    help="never ask the Hub (by default it is asked for the sha only when the bucket has no ref)")
     return p
 
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             return restore(settings, Path(args.dest))
         from .status import status
 
-        return status(settings, ask_hub=args.ask_hub)
+        return status(settings, ask_hub=not args.no_hub)
     except ModelCacheError as exc:
         log.error("%s", exc)
         return 1

@@ -86,6 +86,12 @@ class Lease:
         try:
             etag = put_json(self.client, self.s.bucket, self.key, self._doc(), IfNoneMatch="*")
         except ClientError as exc:
+            if error_code(exc) in ("NotImplemented", "501") and current is None:
+                # No conditional writes on this store: plain PUT; the settle + re-read in
+                # _confirm decides between replicas that raced inside the window.
+                log.warning("the store does not support If-None-Match; using write-then-verify for the lease")
+                etag = put_json(self.client, self.s.bucket, self.key, self._doc())
+                return self._confirm(etag)
             if not is_precondition_failed(exc):
                 raise
             current = self.read()

@@ -9,7 +9,6 @@ import time
 from . import s3
 from .config import Settings
 from .ensure import read_manifest, resolve_cached_sha
-from .errors import HubError
 from .layout import Layout
 
 
@@ -24,10 +23,12 @@ def status(s: Settings, *, ask_hub: bool = False) -> int:
         try:
             sha = hub.resolve(s).sha
             source = "hub"
-        except HubError:
+        except Exception as exc:  # noqa: BLE001 - status reports; it does not fail because of the Hub
             sha = None
+            source = f"unresolved ({str(exc).splitlines()[0][:200]})"
     out: dict = {"repo": s.repo_id, "revision": s.revision, "bucket": s.bucket, "prefix": s.prefix,
-                 "sha": sha, "sha_source": source, "cached": False, "files": 0, "bytes": 0, "lease": None}
+                 "sha": sha, "sha_source": source, "cached": False, "files": 0, "bytes": 0, "lease": None,
+                 "lease_holder": None}
     if sha:
         manifest = read_manifest(client, s, layout, sha)
         if manifest is not None:
@@ -42,6 +43,7 @@ def status(s: Settings, *, ask_hub: bool = False) -> int:
             doc = lease[0]
             out["lease"] = {"holder": doc.get("holder"), "expires": doc.get("expires"),
                             "expired": float(doc.get("expires", 0) or 0) < time.time()}
+            out["lease_holder"] = doc.get("holder")
     sys.stdout.write(json.dumps(out, indent=2) + "\n")
     sys.stdout.flush()
     return 0
