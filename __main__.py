@@ -82,6 +82,7 @@ models = {
             store_config_name=platform_secrets.store_config_name,
             hf_token_secret_name=platform_secrets.hf_token_secret_name,
             pull_secret_name=platform_secrets.pull_secret_name,
+            s3_region=settings.store.region,
             model_cache_image=image_refs["model-cache"],
             hf_server_image=image_refs.get("hf-server"),
             node_selector=cluster.node_selector,

@@ -33,7 +33,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import standard_labels
-from components.model_settings import ModelSettings
+from components.model_settings import ModelSettings, parse_quantity
 
 #: The official vLLM OpenAI-compatible server, pinned by digest (the linux/amd64 image of
 #: tag v0.12.0 on Docker Hub). Check before bumping: `crane digest vllm/vllm-openai:<tag>`.
@@ -80,6 +80,8 @@ class ModelDeploymentArgs:
     hf_token_secret_name: pulumi.Input[str] | None = None
     """Secret with HF_TOKEN; mounted into the downloading container (``ensure``) only."""
     pull_secret_name: pulumi.Input[str] | None = None
+    s3_region: str | None = None
+    """Signing region of the object store (Civo: the stack's region); model-cache's default otherwise."""
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, str]] = ()
 
@@ -228,6 +230,8 @@ class ModelDeployment(pulumi.ComponentResource):
             {"name": "HOME", "value": "/tmp"},
             {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
         ]
+        if a.s3_region:
+            env.append({"name": "AWS_REGION", "value": a.s3_region})
         if m.allow_patterns:
             env.append({"name": "MODEL_ALLOW_PATTERNS", "value": ",".join(m.allow_patterns)})
         if m.ignore_patterns:
@@ -236,8 +240,14 @@ class ModelDeployment(pulumi.ComponentResource):
 
     def _ensure_container(self) -> dict[str, Any]:
         a = self._args
-        env = self._store_env() + [{"name": "DOWNLOAD_DIR", "value": "/scratch"},
-                                   {"name": "HF_HOME", "value": "/scratch/hf-home"}]
+        env = self._store_env() + [
+            {"name": "DOWNLOAD_DIR", "value": "/scratch"},
+            {"name": "HF_HOME", "value": "/scratch/hf-home"},
+            # model-cache would otherwise budget 90% of the node's free disk, but the kubelet
+            # evicts the pod once the scratch emptyDir passes its sizeLimit.
+            {"name": "MODEL_CACHE_MAX_DISK_MB",
+             "value": str(int(parse_quantity(a.model.cache_size) * 95 // 100 // 2**20))},
+        ]
         if a.hf_token_secret_name is not None:
             # The only container that may download from the Hub, so the only one with the token.
             env.append({"name": HF_TOKEN_KEY, "valueFrom": {"secretKeyRef": {

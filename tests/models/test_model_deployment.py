@@ -67,6 +67,10 @@ def test_init_containers_ensure_then_restore(default) -> None:
             assert env[key] == {"secretKeyRef": {"name": S3_SECRET, "key": key}}
         assert container["resources"]["limits"]["memory"] == "1Gi"
     assert env_of(ensure)["DOWNLOAD_DIR"] == "/scratch"
+    # 95% of the 100Gi scratch emptyDir, so model-cache stops before the kubelet evicts the pod.
+    assert env_of(ensure)["MODEL_CACHE_MAX_DISK_MB"] == str(100 * 1024 * 95 // 100)
+    assert "AWS_REGION" not in env_of(ensure)
+    assert env_of(pod_spec(render(s3_region="LON1").one("Deployment"))["initContainers"][1])["AWS_REGION"] == "LON1"
     assert {"name": "models", "mountPath": "/models"} in restore["volumeMounts"]
 
 
