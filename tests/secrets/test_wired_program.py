@@ -1,0 +1,227 @@
+"""Secrets end to end in the real program under mocks (the offline plan): PlatformSecrets,
+GitHubSecrets and the images, with canary secret config that must never show in clear."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+
+import pytest
+from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
+
+from components import outputs as contract
+from components.settings import SettingsError
+from tools.offline_plan import PlanResult, format_tree, run_plan
+
+CANARY_TOKEN = "hf_canary_wiredProgram0123456789abcdef"  # pragma: allowlist secret
+CANARY_REGISTRY = "ghp_canaryRegistryWired0123456789abcdef"  # pragma: allowlist secret
+CANARIES = {"hfToken": CANARY_TOKEN, "registryPassword": CANARY_REGISTRY}
+SECRET = "kubernetes:core/v1:Secret"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+IMAGE = "docker-build:index:Image"
+GH_SECRET = "github:index/actionsSecret:ActionsSecret"
+GH_ENV_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
+GH_VARIABLE = "github:index/actionsVariable:ActionsVariable"
+GH_ENV_VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable"
+CREDENTIAL = "civo:index/objectStoreCredential:ObjectStoreCredential"
+
+
+@pytest.fixture(scope="module")
+def plans() -> Callable[..., PlanResult]:
+    cache: dict[tuple, PlanResult] = {}
+
+    def plan(stack: str = "dev", **overrides: object) -> PlanResult:
+        key = (stack, tuple(sorted(overrides.items(), key=lambda kv: kv[0])))
+        if key not in cache:
+            cache[key] = run_plan(stack, overrides=overrides, secrets=CANARIES)
+        return cache[key]
+
+    return plan
+
+
+def _owned_by(plan: PlanResult, component: str) -> list:
+    parent = next(r.urn for r in plan.resources if r.type == f"gpu-platform:index:{component}")
+    return [r for r in plan.resources if r.parent == parent]
+
+
+def _secret_values(record) -> dict[str, str]:
+    assert is_rpc_secret(record.inputs["stringData"]), f"{record.name}: stringData is not a Pulumi secret"
+    return unwrap_rpc_secret(record.inputs["stringData"])
+
+
+def _secret_named(plan: PlanResult, name: str):
+    return plan.one(SECRET, name)
+
+
+def test_model_namespace_enforces_restricted_pod_security(plans) -> None:
+    ns = plans().one(NAMESPACE, "platform-namespace")
+    labels = ns.inputs["metadata"]["labels"]
+    assert ns.inputs["metadata"]["name"] == "models"
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    assert labels["app.kubernetes.io/part-of"] == "gpu-platform"
+    assert labels["app.kubernetes.io/managed-by"] == "pulumi"
+
+
+def test_every_object_is_a_labelled_child_on_the_cluster_provider(plans) -> None:
+    plan = plans()
+    provider = plan.one("pulumi:providers:kubernetes")
+    children = _owned_by(plan, "PlatformSecrets")
+    assert {r.type for r in children} == {NAMESPACE, SECRET, CONFIGMAP}
+    for record in children:
+        assert record.provider.startswith(provider.urn), record.name
+        labels = record.inputs["metadata"]["labels"]
+        assert {"app.kubernetes.io/name", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by"} <= set(labels)
+        if record.type != NAMESPACE:
+            assert record.inputs["metadata"]["namespace"] == "models"
+
+
+def test_s3_secret_holds_the_store_credential_as_a_pulumi_secret(plans) -> None:
+    plan = plans()
+    values = _secret_values(_secret_named(plan, "platform-s3"))
+    credential = plan.one(CREDENTIAL)
+    assert values == {"AWS_ACCESS_KEY_ID": credential.state["accessKeyId"],
+                      "AWS_SECRET_ACCESS_KEY": credential.state["secretAccessKey"]}
+    assert _secret_named(plan, "platform-s3").inputs["type"] == "Opaque"
+
+
+def test_hf_token_secret_comes_from_the_secret_config(plans) -> None:
+    values = _secret_values(_secret_named(plans(), "platform-hf-token"))
+    assert values == {"HF_TOKEN": CANARY_TOKEN}
+
+
+def test_pull_secret_is_a_dockerconfigjson_for_the_registry(plans) -> None:
+    record = _secret_named(plans(), "platform-pull")
+    assert record.inputs["type"] == "kubernetes.io/dockerconfigjson"
+    config = json.loads(_secret_values(record)[".dockerconfigjson"])
+    entry = config["auths"]["ghcr.io"]
+    assert entry["username"] == "acme-bot" and entry["password"] == CANARY_REGISTRY
+    assert base64.b64decode(entry["auth"]).decode() == f"acme-bot:{CANARY_REGISTRY}"
+
+
+def test_store_configmap_has_the_non_secret_settings(plans) -> None:
+    plan = plans()
+    data = plan.one(CONFIGMAP, "platform-store").inputs["data"]
+    assert data == {"S3_ENDPOINT_URL": plan.raw_outputs[contract.MODEL_STORE_ENDPOINT],
+                    "S3_BUCKET": plan.raw_outputs[contract.MODEL_BUCKET], "S3_PREFIX": "models/"}
+
+
+def test_no_token_and_no_registry_login_means_no_such_secrets(plans) -> None:
+    plan = run_plan("dev", overrides={"githubRepository": None, "githubEnvironments": None,
+                                      "registryUsername": None}, secrets={})
+    names = {r.name for r in plan.by_type(SECRET)}
+    assert names == {"platform-s3"}
+    assert plan.raw_outputs[contract.HF_TOKEN_SECRET] is None
+    assert not [r for r in plan.resources if r.type.startswith("github:")]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_rendered_manifests_and_the_printed_plan_hold_no_plaintext(plans, stack: str) -> None:
+    plan = plans(stack, buildImages=True)
+    credential = plan.one(CREDENTIAL).state["secretAccessKey"]
+    rendered = json.dumps(plan.manifests()) + format_tree(plan) + json.dumps(plan.outputs)
+    for secret in (CANARY_TOKEN, CANARY_REGISTRY, credential,
+                   base64.b64encode(CANARY_TOKEN.encode()).decode(),
+                   base64.b64encode(f"acme-bot:{CANARY_REGISTRY}".encode()).decode()):
+        assert secret not in rendered
+    secrets = [m for m in plan.manifests() if m["kind"] == "Secret"]
+    assert len(secrets) == 3
+    for manifest in secrets:
+        assert set(manifest["stringData"].values()) == {"[secret]"}
+
+
+def test_secret_outputs_are_namespace_slash_name_never_values(plans) -> None:
+    plan = plans()
+    s3 = plan.one(SECRET, "platform-s3").state["metadata"]["name"]
+    hf = plan.one(SECRET, "platform-hf-token").state["metadata"]["name"]
+    assert plan.raw_outputs[contract.S3_CREDENTIALS_SECRET] == f"models/{s3}"
+    assert plan.raw_outputs[contract.HF_TOKEN_SECRET] == f"models/{hf}"
+    assert plan.raw_outputs[contract.MODEL_NAMESPACE] == "models"
+    assert CANARY_TOKEN not in json.dumps(plan.raw_outputs)
+
+
+def test_github_secret_value_is_the_secret_config(plans) -> None:
+    plan = plans("dev")
+    [env_secret] = plan.by_type(GH_ENV_SECRET)
+    assert env_secret.inputs["secretName"] == "HF_TOKEN" and env_secret.inputs["environment"] == "dev"
+    assert env_secret.inputs["repository"] == "gpu-platform"
+    assert is_rpc_secret(env_secret.inputs["value"]) and unwrap_rpc_secret(env_secret.inputs["value"]) == CANARY_TOKEN
+    assert "value" in env_secret.additional_secret_outputs
+    provider = plan.one("pulumi:providers:github")
+    assert provider.inputs["owner"] == "acme"
+    assert all(r.provider.startswith(provider.urn) for r in _owned_by(plan, "GitHubSecrets") if r is not provider)
+
+
+def test_repository_level_values_belong_to_prod_only(plans) -> None:
+    dev, prod = plans("dev"), plans("prod")
+    assert not dev.by_type(GH_SECRET) and not dev.by_type(GH_VARIABLE)
+    [repo_secret] = prod.by_type(GH_SECRET)
+    assert is_rpc_secret(repo_secret.inputs["value"]) and unwrap_rpc_secret(repo_secret.inputs["value"]) == CANARY_TOKEN
+    assert {r.inputs["variableName"]: r.inputs["value"] for r in prod.by_type(GH_VARIABLE)} == {
+        "REGISTRY": "ghcr.io", "IMAGE_REPOSITORY": "ghcr.io/acme/gpu-platform"}
+    env_vars = {r.inputs["variableName"]: r.inputs["value"] for r in prod.by_type(GH_ENV_VARIABLE)}
+    assert env_vars["MODEL_BUCKET"] == prod.raw_outputs[contract.MODEL_BUCKET]
+    assert set(env_vars) == {"MODEL_BUCKET", "MODEL_STORE_ENDPOINT", "MODEL_PREFIX"}
+    assert not any(is_rpc_secret(r.inputs["value"]) for r in prod.by_type(GH_ENV_VARIABLE))
+
+
+def test_images_get_the_token_as_a_buildkit_secret_never_a_build_arg(plans) -> None:
+    plan = plans("dev", buildImages=True)
+    images = plan.by_type(IMAGE)
+    assert sorted(r.name for r in images) == ["hf-server-image", "model-cache-image"]
+    for image in images:
+        inputs = image.inputs
+        assert is_rpc_secret(inputs["secrets"])
+        assert unwrap_rpc_secret(inputs["secrets"]) == {"hf_token": CANARY_TOKEN}
+        assert CANARY_TOKEN not in json.dumps(inputs.get("buildArgs") or {})
+        assert not any("token" in k.lower() for k in (inputs.get("buildArgs") or {}))
+        assert is_rpc_secret(inputs["registries"])  # the registry password makes the list secret
+        [registry] = unwrap_rpc_secret(inputs["registries"])
+        assert registry == {"address": "ghcr.io", "username": "acme-bot", "password": CANARY_REGISTRY}
+        assert "secrets" in image.additional_secret_outputs
+
+
+def test_images_push_with_registry_cache_labels_and_no_preview_build(plans) -> None:
+    plan = plans("dev", buildImages=True)
+    for image in plan.by_type(IMAGE):
+        name = image.name.removesuffix("-image")
+        repo = f"ghcr.io/acme/gpu-platform/{name}"
+        inputs = image.inputs
+        assert inputs["push"] is True and inputs["buildOnPreview"] is False
+        assert inputs["tags"][0].startswith(f"{repo}:")
+        assert inputs["cacheFrom"] == [{"registry": {"ref": f"{repo}:buildcache"}}]
+        [cache_to] = inputs["cacheTo"]
+        assert cache_to["registry"]["ref"] == f"{repo}:buildcache" and cache_to["registry"]["mode"] == "max"
+        assert inputs["ignoreSecretsInDiffCalculation"] == ["hf_token"]
+        assert inputs["platforms"] == ["linux/amd64"]
+        assert inputs["labels"]["org.opencontainers.image.source"] == "https://github.com/acme/gpu-platform"
+        assert "org.opencontainers.image.revision" in inputs["labels"]
+        assert inputs["context"]["location"] == f"images/{name}"
+    refs = plan.raw_outputs[contract.IMAGES]
+    assert set(refs) == {"model-cache", "hf-server"}
+    for name, ref in refs.items():
+        assert ref.startswith(f"ghcr.io/acme/gpu-platform/{name}@sha256:")
+    assert contract.IMAGES not in plan.secret_outputs
+
+
+def test_without_build_images_the_images_output_is_empty(plans) -> None:
+    plan = plans("dev")
+    assert not plan.by_type(IMAGE)
+    assert plan.raw_outputs[contract.IMAGES] == {}
+
+
+@pytest.mark.parametrize(("overrides", "secrets", "needle"), [
+    ({"buildImages": True, "githubRepository": None, "githubEnvironments": None},
+     {"registryPassword": "x"}, "pulumi config set --secret hfToken"),
+    ({}, {"registryPassword": "x"}, "pulumi config set --secret hfToken"),
+    ({"githubRepository": "not a repo"}, CANARIES, "githubRepository"),
+    ({"githubRepository": "-bad-/repo"}, CANARIES, "<owner>/<repo>"),
+    ({"buildImages": True, "registryUsername": None}, CANARIES, "registryPassword"),
+    ({"buildImages": True}, {"hfToken": "x"}, "pulumi config set --secret registryPassword"),
+])
+def test_bad_input_fails_before_any_resource(overrides: dict, secrets: dict, needle: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        run_plan("dev", overrides=overrides, secrets=secrets)
+    assert needle in str(caught.value)
