@@ -4,8 +4,9 @@
 #     that reads them, hf_token required, non-root) and committed credential files (.netrc, .npmrc
 #     with a token, .env with values, private keys, ...);
 #  2. detect-secrets against .secrets.baseline (audited false positives: test fixtures, hashes).
-#     A new finding fails. If it is a fake, mark the line `# pragma: allowlist secret` or refresh
-#     the baseline: .venv/bin/detect-secrets scan --baseline .secrets.baseline
+#     A new finding fails. If it is a fake (a test fixture), mark the line `# pragma: allowlist secret`,
+#     or `git add` the file and refresh the baseline (scan reads git's index):
+#       .venv/bin/detect-secrets scan --baseline .secrets.baseline
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -68,7 +69,7 @@ CASES = (
 class _RecordingIndex(http.server.BaseHTTPRequestHandler):
     """A package index that knows no package (404) but records the Basic credentials pip sends."""
 
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         auth = self.headers.get("Authorization", "")
