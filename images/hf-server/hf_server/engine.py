@@ -214,12 +214,7 @@ class ModelEngine:
         kwargs: dict = {"dtype": dtype, "attn_implementation": attention, "local_files_only": True}
         if quantization == "4bit":
             compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=compute,
-            )
+            kwargs["quantization_config"] = nf4_config(transformers, compute)
         if cuda:
             kwargs["device_map"] = {"": 0}
 
@@ -414,6 +409,16 @@ class ModelEngine:
 
         handle._iter = pieces()
         return handle
+
+
+def nf4_config(transformers, compute_dtype):
+    """bitsandbytes 4-bit: NF4 weights, double quantization of the constants, compute in bf16/fp16."""
+    return transformers.BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
 
 
 def flash_attention_support(torch, cuda: bool, dtype) -> tuple[bool, str]:
