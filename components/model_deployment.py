@@ -26,8 +26,9 @@ does not depend on how they are made; passing their Outputs keeps Pulumi's order
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Mapping, Sequence
+from typing import Any, Final
 
 import pulumi
 import pulumi_kubernetes as k8s

@@ -206,10 +206,10 @@ class _Entry:
         value = self.get(field)
         text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
         try:
-            if not isinstance(text, str):
-                raise ValueError(text)
-            amount = parse_quantity(text)
+            amount = parse_quantity(text) if isinstance(text, str) else None
         except (ValueError, InvalidOperation):
+            amount = None
+        if amount is None:
             self.fail(field, value, f"must be a Kubernetes quantity such as {unit}",
                       f"set models[{self.index}].{field} to e.g. {unit!r}")
             return str(DEFAULTS[field]), parse_quantity(str(DEFAULTS[field]))

@@ -8,8 +8,18 @@ import pytest
 
 from components.cluster import gpu_node_selector, gpu_tolerations
 from components.model_deployment import PORT, VLLM_IMAGE, ModelDeployment, ModelDeploymentArgs
-from tests.models.harness import (HF_SECRET, HF_SERVER_IMAGE, MODEL_CACHE_IMAGE, NAMESPACE, PULL_SECRET, S3_SECRET,
-                                  SMALL, STORE_CONFIG, model, render)
+from tests.models.harness import (
+    HF_SECRET,
+    HF_SERVER_IMAGE,
+    MODEL_CACHE_IMAGE,
+    NAMESPACE,
+    PULL_SECRET,
+    S3_SECRET,
+    SMALL,
+    STORE_CONFIG,
+    model,
+    render,
+)
 
 
 def pod_spec(manifest: dict[str, Any]) -> dict[str, Any]:
