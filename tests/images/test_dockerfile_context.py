@@ -52,9 +52,7 @@ def test_copy_sources_exist_in_a_fresh_clone(dockerfile: str, requirements: str)
     context = DOCKERFILES[dockerfile]
     missing = []
     for source in copy_sources(REPO / dockerfile, {"REQUIREMENTS": requirements}):
-        path = f"{context}/{source}".rstrip("/").replace("/./", "/")
-        if path.endswith("/."):
-            path = path[:-2]
+        path = f"{context}/{source}".rstrip("/").replace("/./", "/").removesuffix("/.")
         if path not in files and not any(f.startswith(path + "/") for f in files):
             missing.append(source)
     assert not missing, (f"{dockerfile} copies {missing}, which a fresh clone lacks (git-ignored or absent); "

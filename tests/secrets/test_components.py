@@ -45,8 +45,8 @@ def context(tmp_path: Path) -> Path:
 
 
 def image_args(ctx: Path, **changes) -> ContainerImageArgs:
-    values = dict(name="demo", context=str(ctx), repository="ghcr.io/acme/gpu-platform",
-                  registry=RegistryLogin("ghcr.io", "bot", "pw"), secrets={"hf_token": "t"})
+    values = {"name": "demo", "context": str(ctx), "repository": "ghcr.io/acme/gpu-platform",
+              "registry": RegistryLogin("ghcr.io", "bot", "pw"), "secrets": {"hf_token": "t"}}
     values.update(changes)
     return ContainerImageArgs(**values)
 
