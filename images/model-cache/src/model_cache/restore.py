@@ -59,6 +59,7 @@ class FileJob:
     lock: threading.Lock = field(default_factory=threading.Lock)
     failed: bool = False
     finishing: bool = False
+    inline: set = field(default_factory=set)  # parts hashed while they streamed (no read-back)
 
 
 def _claim_finish(j: FileJob, complete: bool) -> bool:
@@ -196,6 +197,13 @@ def _fetch_all(client, s: Settings, jobs: list[FileJob], total: int) -> None:
         end = min(start + j.part_size, j.size) - 1
         pos = start
         attempt = 0
+        # The part at the head of the file (everything before it hashed) is hashed as it streams:
+        # nobody else touches the hash until this part is marked done. Other parts are hashed by
+        # advance_hash, from the page cache, once the parts before them are complete.
+        with j.lock:
+            inline = s.verify == "sha256" and j.next_part == idx
+            if inline:
+                j.inline.add(idx)
         while True:
             try:
                 kwargs = {"Range": f"bytes={pos}-{end}"} if j.size > 0 else {}
@@ -211,6 +219,8 @@ def _fetch_all(client, s: Settings, jobs: list[FileJob], total: int) -> None:
                     if pos + len(block) > end + 1:
                         raise IntegrityError(f"{j.entry['path']}: S3 sent more bytes than the manifest's size")
                     os.pwrite(j.fd, block, pos)
+                    if inline:
+                        j.sha.update(block)
                     pos += len(block)
                     progress.update(len(block))
                 if pos != end + 1 and j.size > 0:
@@ -236,6 +246,9 @@ def _fetch_all(client, s: Settings, jobs: list[FileJob], total: int) -> None:
             rfd = None
             try:
                 while j.next_part in j.done:
+                    if j.next_part in j.inline:
+                        j.next_part += 1
+                        continue
                     off = j.next_part * j.part_size
                     stop_at = min(off + j.part_size, j.size)
                     if rfd is None:
