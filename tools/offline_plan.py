@@ -205,22 +205,22 @@ def render_manifest(record: ResourceRecord) -> dict[str, Any]:
             manifest[key] = {k: SECRET for k in inner}
         else:
             manifest[key] = mask(value)
-    return manifest
+    return tidy_numbers(manifest)
 
 
-def _tidy(value: Any) -> Any:
+def tidy_numbers(value: Any) -> Any:
     """Mocks see numbers as floats (as the engine sends them); show 2 rather than 2.0."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _tidy(v) for k, v in value.items()}
+        return {k: tidy_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_tidy(v) for v in value]
+        return [tidy_numbers(v) for v in value]
     return value
 
 
 def _summarise(value: Any, width: int = 90) -> str:
-    text = json.dumps(_tidy(mask(value)), sort_keys=True, default=str)
+    text = json.dumps(tidy_numbers(mask(value)), sort_keys=True, default=str)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

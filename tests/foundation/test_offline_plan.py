@@ -17,6 +17,16 @@ CANARY_TOKEN = "hf_canaryOfflinePlanToken0123456789abcdef"
 CANARY_PASSWORD = "ghp_canaryRegistryPassword0123456789abcd"
 
 
+def _has_float(value: object) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
+
+
 def run_plan_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tools.offline_plan", *args],
@@ -38,6 +48,9 @@ def test_plan_prints_the_tree_and_writes_manifests_without_any_secret(tmp_path: 
     manifests = [yaml.safe_load(p.read_text()) for p in files if p.suffix == ".yaml" and not p.name.startswith("helm-")]
     assert any(m["kind"] == "Namespace" for m in manifests)
     assert all({"apiVersion", "kind", "metadata"} <= m.keys() for m in manifests)
+    # Mocks see whole numbers as floats; kubectl would reject 'replicas: 1.0' or 'port: 8000.0'.
+    floats = [p.name for p in files if p.suffix == ".yaml" and _has_float(yaml.safe_load(p.read_text()))]
+    assert not floats, floats
     everything = proc.stdout + proc.stderr + "".join(p.read_text() for p in files)
     for secret in (CANARY_TOKEN, CANARY_PASSWORD, "offline-"):  # 'offline-' prefixes mocked credentials
         assert secret not in everything
