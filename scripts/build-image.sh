@@ -88,7 +88,9 @@ if len(present) < len(names):
 PY
   fi
   log "buildah build $dockerfile -> $tag"
-  buildah "${storage[@]}" build --isolation chroot --layers "${pull[@]}" "${secrets[@]}" "${args[@]}" \
+  # No --layers: with vfs a commit per step is slower than a rebuild, and a cached RUN step would
+  # skip the required hf_token check (buildah 1.28).
+  buildah "${storage[@]}" build --isolation chroot "${pull[@]}" "${secrets[@]}" "${args[@]}" \
     -f "$dockerfile" -t "$tag" "$context"
   log "inspect: buildah ${storage[*]} inspect $tag"
 fi

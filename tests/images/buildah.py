@@ -132,7 +132,7 @@ class Buildah:
             self.run("tag", tags[0], tag)
 
     def build(self, context: Path, dockerfile: Path, tag: str, *, secrets: dict[str, Path],
-              build_args: dict[str, str] | None = None, layers: bool = True) -> Build:
+              build_args: dict[str, str] | None = None, layers: bool = False) -> Build:
         argv = ["build", "--isolation", "chroot", "--pull=never", f"--layers={str(layers).lower()}",
                 "--network", "host", "-f", str(dockerfile), "-t", tag]
         for secret_id, path in secrets.items():
@@ -152,6 +152,6 @@ class Buildah:
         return dest
 
     def cleanup(self) -> None:
+        # No `rmi --all`: the caller deletes the whole private storage root, which is as thorough
+        # and much faster with vfs.
         self.run("rm", "--all", check=False)
-        self.run("rmi", "--all", "--force", check=False)
-        # vfs storage leaves read-only dirs; the caller removes workdir.
