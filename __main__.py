@@ -107,5 +107,5 @@ pulumi.export(out.HF_TOKEN_SECRET, platform_secrets.qualified(platform_secrets.h
 pulumi.export(out.MODEL_NAMESPACE, platform_secrets.namespace)
 pulumi.export(out.GPU_NODE_SELECTOR, cluster.node_selector)
 pulumi.export(out.GPU_TOLERATIONS, cluster.tolerations)
-pulumi.export(out.IMAGES, images)
+pulumi.export(out.IMAGES, image_refs)  # what the workloads run: built here, else from config
 pulumi.export(out.MODELS, {name: deployment.url for name, deployment in models.items()})

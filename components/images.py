@@ -223,8 +223,8 @@ def platform_images(settings: PlatformSettings, root: Path,
                     opts: pulumi.ResourceOptions | None = None) -> dict[str, pulumi.Output[str]]:
     """Build and push every platform image when ``buildImages`` is true; ``{name: digest ref}``.
 
-    With ``buildImages: false`` the map is empty: this stack built nothing, so it pins nothing
-    (images built elsewhere are referenced by their own digests; see docs/secrets-and-images.md).
+    With ``buildImages: false`` the map is empty; ``__main__.py`` then exports the digest-pinned
+    refs given in config (images CI built) as the ``images`` output (docs/secrets-and-images.md).
     """
     if not settings.images.build:
         return {}

@@ -206,10 +206,18 @@ def test_images_push_with_registry_cache_labels_and_no_preview_build(plans) -> N
     assert contract.IMAGES not in plan.secret_outputs
 
 
-def test_without_build_images_the_images_output_is_empty(plans) -> None:
+def test_without_build_images_the_images_output_is_the_configured_refs(plans) -> None:
     plan = plans("dev")
     assert not plan.by_type(IMAGE)
-    assert plan.raw_outputs[contract.IMAGES] == {}
+    assert plan.raw_outputs[contract.IMAGES] == {
+        "model-cache": "ghcr.io/acme/gpu-platform/model-cache@sha256:" + "0" * 64}
+    bare = run_plan("dev", overrides={"models": [], "modelCacheImage": None}, secrets=CANARIES)
+    assert bare.raw_outputs[contract.IMAGES] == {}
+
+
+def test_images_built_by_the_stack_win_over_configured_refs(plans) -> None:
+    refs = plans("dev", buildImages=True).raw_outputs[contract.IMAGES]
+    assert "0" * 64 not in refs["model-cache"]
 
 
 @pytest.mark.parametrize(("overrides", "secrets", "needle"), [
