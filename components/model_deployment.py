@@ -33,6 +33,7 @@ from typing import Any, Final
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import secrets
 from components.labels import standard_labels
 from components.model_settings import ModelSettings, parse_quantity
 
@@ -46,8 +47,10 @@ MODELS_DIR: Final = "/models"
 RUN_AS_USER: Final = 1000
 """The user the model-cache and hf-server images are built for; vLLM runs as it too."""
 
-S3_KEYS: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-HF_TOKEN_KEY: Final = "HF_TOKEN"
+#: The Secret and ConfigMap keys PlatformSecrets writes (one definition, in components/secrets.py).
+S3_KEYS: Final = (secrets.S3_ACCESS_KEY_ID, secrets.S3_SECRET_ACCESS_KEY)
+STORE_CONFIG_KEYS: Final = (secrets.S3_ENDPOINT_URL, secrets.S3_BUCKET, secrets.S3_PREFIX)
+HF_TOKEN_KEY: Final = secrets.HF_TOKEN_KEY
 INIT_RESOURCES: Final = {"requests": {"cpu": "500m", "memory": "1Gi"},
                          "limits": {"cpu": "2", "memory": "1Gi"}}
 """model-cache streams and hashes in one pass and caps hf_xet's memory to fit 1 GiB (DESIGN.md)."""
@@ -220,7 +223,7 @@ class ModelDeployment(pulumi.ComponentResource):
         m, a = self._args.model, self._args
         env: list[dict[str, Any]] = [
             {"name": key, "valueFrom": {"configMapKeyRef": {"name": a.store_config_name, "key": key}}}
-            for key in ("S3_ENDPOINT_URL", "S3_BUCKET", "S3_PREFIX")
+            for key in STORE_CONFIG_KEYS
         ]
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": a.s3_secret_name, "key": key}}}
                 for key in S3_KEYS]
