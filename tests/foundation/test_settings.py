@@ -155,6 +155,6 @@ def test_committed_stack_files_are_valid(stack: str) -> None:
     raw = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
     assert raw["pulumi:disable-default-providers"] == ["kubernetes"]
     values = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("gpu-platform:")}
-    settings = load(values, secrets={"hfToken": "hf_placeholder"})
+    settings = load(values, secrets={"hfToken": "hf_placeholder", "registryPassword": "placeholder"})
     assert settings.environment == stack
     assert catalog.REGIONS[settings.cluster.region].gpu_kubernetes

@@ -108,9 +108,14 @@ def test_store_configmap_has_the_non_secret_settings(plans) -> None:
                     "S3_BUCKET": plan.raw_outputs[contract.MODEL_BUCKET], "S3_PREFIX": "models/"}
 
 
+#: A digest-pinned ref as CI would hand to a stack that does not build images itself.
+DIGEST_REF = "ghcr.io/acme/gpu-platform/model-cache@sha256:" + "1" * 64
+
+
 def test_no_token_and_no_registry_login_means_no_such_secrets(plans) -> None:
     plan = run_plan("dev", overrides={"githubRepository": None, "githubEnvironments": None,
-                                      "registryUsername": None}, secrets={})
+                                      "registryUsername": None, "buildImages": False,
+                                      "modelCacheImage": DIGEST_REF}, secrets={})
     names = {r.name for r in plan.by_type(SECRET)}
     assert names == {"platform-s3"}
     assert plan.raw_outputs[contract.HF_TOKEN_SECRET] is None
@@ -207,17 +212,17 @@ def test_images_push_with_registry_cache_labels_and_no_preview_build(plans) -> N
 
 
 def test_without_build_images_the_images_output_is_the_configured_refs(plans) -> None:
-    plan = plans("dev")
+    plan = plans("dev", buildImages=False, modelCacheImage=DIGEST_REF)
     assert not plan.by_type(IMAGE)
-    assert plan.raw_outputs[contract.IMAGES] == {
-        "model-cache": "ghcr.io/acme/gpu-platform/model-cache@sha256:" + "0" * 64}
-    bare = run_plan("dev", overrides={"models": [], "modelCacheImage": None}, secrets=CANARIES)
+    assert plan.raw_outputs[contract.IMAGES] == {"model-cache": DIGEST_REF}
+    bare = run_plan("dev", overrides={"models": [], "buildImages": False}, secrets=CANARIES)
     assert bare.raw_outputs[contract.IMAGES] == {}
 
 
 def test_images_built_by_the_stack_win_over_configured_refs(plans) -> None:
-    refs = plans("dev", buildImages=True).raw_outputs[contract.IMAGES]
-    assert "0" * 64 not in refs["model-cache"]
+    refs = plans("dev", buildImages=True, modelCacheImage=DIGEST_REF).raw_outputs[contract.IMAGES]
+    assert refs["model-cache"] != DIGEST_REF
+    assert refs["model-cache"].startswith("ghcr.io/acme/gpu-platform/model-cache@sha256:")
 
 
 @pytest.mark.parametrize(("overrides", "secrets", "needle"), [
