@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -93,6 +94,11 @@ class HubStub:
         self.delay_per_mib = 0.0          # seconds of sleep per MiB served (slow Hub)
         self.fail_next_gets: int = 0      # next N file GETs answer 500
         self.stall_seconds: float = 0.0   # file GETs send headers, then nothing for this long
+        # Faults of ranged GETs that do not start at byte 0 (the later ranges of a parallel download):
+        self.fail_next_ranges: int = 0    # answer 500
+        self.cut_next_ranges: int = 0     # send half the bytes, then close the connection
+        self.corrupt_next_ranges: int = 0  # flip one byte of the body
+        self.ignore_range: bool = False   # answer every GET with the whole file (200), as some CDNs do
         self._servers: list[ThreadingHTTPServer] = []
         self._threads: list[threading.Thread] = []
         self.url = ""
@@ -107,6 +113,12 @@ class HubStub:
         with self.lock:
             return Counter({k[2]: v for k, v in self.counts.items()
                             if k[0] == "get" and (repo_id is None or k[1] == repo_id)})
+
+    def range_gets(self, repo_id: str | None = None) -> Counter:
+        """Ranged GETs that did not start at byte 0, per path."""
+        with self.lock:
+            return Counter({k[2]: v for k, v in self.counts.items()
+                            if k[0] == "range" and (repo_id is None or k[1] == repo_id)})
 
     def count(self, *key) -> None:
         with self.lock:
@@ -328,10 +340,27 @@ class _Handler(BaseHTTPRequestHandler):
                     stub.fail_next_gets -= 1
             if fail:
                 return self._error(500, "InternalError", "injected failure", head)
-            stub.count("get", repo_id, path)
         start, end = 0, f.size - 1
         status = 200
-        rng = self.headers.get("Range")
+        rng = None if stub.ignore_range else self.headers.get("Range")
+        later = bool(rng) and not re.match(r"bytes=0-", rng.strip())
+        cut = corrupt = False
+        if not head:
+            # "get" = fetches of the file (requests from byte 0); "range" = every other ranged GET
+            stub.count("range" if later else "get", repo_id, path)
+            if later:
+                with stub.lock:
+                    if stub.fail_next_ranges > 0:
+                        stub.fail_next_ranges -= 1
+                        fail = True
+                    elif stub.cut_next_ranges > 0:
+                        stub.cut_next_ranges -= 1
+                        cut = True
+                    elif stub.corrupt_next_ranges > 0:
+                        stub.corrupt_next_ranges -= 1
+                        corrupt = True
+                if fail:
+                    return self._error(500, "InternalError", "injected range failure", head)
         if rng and f.size:
             m = re.match(r"bytes=(\d*)-(\d*)$", rng.strip())
             if m and (m.group(1) or m.group(2)):
@@ -358,6 +387,17 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(stub.stall_seconds)
             return
         step = 1 << 20
+        if cut or corrupt:
+            body = bytearray(f.data[start:end + 1] if f.data is not None else f.disk.read_bytes()[start:end + 1])
+            if corrupt:
+                body[len(body) // 2] ^= 0xFF
+                self.wfile.write(bytes(body))
+            else:
+                self.wfile.write(bytes(body[:len(body) // 2]))
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if f.disk is not None and stub.delay_per_mib == 0:
             with open(f.disk, "rb") as fh:
                 offset, left = start, length

@@ -18,6 +18,7 @@ from .errors import HubUnreachable, IntegrityError, LeaseLost, ModelCacheError, 
 from .layout import COMMIT_SHA, MANIFEST_NAME, Layout, validate_file_path
 from .lease import Lease
 from .progress import Progress, duration, human
+from .ranged import RangedUpload, RangeUnsupported, Slots
 from .streaming import StreamingMultipart
 
 log = logging.getLogger("model_cache")
@@ -209,6 +210,7 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
                  len(wanted))
     todo.sort(key=lambda f: -(f.size or 0))  # big files first: they bound the total time
     total = sum(f.size or 0 for f in todo)
+    order = {f.path: i for i, f in enumerate(todo)}
 
     work = Path(s.download_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -247,6 +249,8 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
             budget.release(self.n)
 
     part_pool = ThreadPoolExecutor(max_workers=s.part_concurrency, thread_name_prefix="part-upload")
+    # Part buffers of ranged downloads: the memory budget, and at least one per connection.
+    slots = Slots(max(s.part_concurrency, s.memory_budget // s.chunk_size), s.chunk_size)
 
     def downloaded(n: int) -> None:
         """Progress callback of every download; also where a cancelled run stops streaming."""
@@ -275,15 +279,57 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
             raise
         return {"path": f.path, "size": got.size, "sha256": got.sha256}
 
+    def ranged(f: hub.RemoteFile) -> dict:
+        """Big LFS file: parallel ranged GETs, each range uploaded as its part; completed only once verified."""
+        src = hub.locate(s, snap, f)
+        if src.size is None or src.sha256 is None or src.size <= s.chunk_size:
+            raise RangeUnsupported(f"{f.path}: no size or sha256 from the Hub to split and verify ranges with")
+        counted = [0]
+        count_lock = threading.Lock()
+
+        def on_down(n: int) -> None:
+            downloaded(n)
+            with count_lock:
+                counted[0] += n
+
+        try:
+            sha = RangedUpload(s, client, s.bucket, keys[f.path], f.path, src, s.chunk_size, part_pool, slots,
+                               {"Metadata": meta_for(f, src.sha256), "ContentType": "application/octet-stream"},
+                               cancelled, on_down, up.update, before_complete=lease.check,
+                               priority=order[f.path]).run()
+        except BaseException:
+            down.update(-counted[0])  # a retry or the fallback counts these bytes again
+            raise
+        return {"path": f.path, "size": src.size, "sha256": sha}
+
+    no_ranges: set[str] = set()
+
     def one(f: hub.RemoteFile):
         last: Exception | None = None
         for attempt in range(1, s.file_retries + 1):
             if cancelled.is_set():
                 return
             lease.check()
+            t0 = time.monotonic()
+            if f.sha256 and (f.size or 0) > s.chunk_size and f.path not in no_ranges:
+                try:
+                    entry = ranged(f)
+                except RangeUnsupported as exc:
+                    log.info("%s; downloading it as one stream", exc)
+                    no_ranges.add(f.path)
+                except (IntegrityError, HubUnreachable, OSError) as exc:
+                    last = exc
+                    if attempt < s.file_retries:
+                        log.warning("%s (attempt %d/%d); retrying", exc, attempt, s.file_retries)
+                        time.sleep(min(2 ** attempt, 10))
+                    continue
+                else:
+                    log.debug("cached %s (%s) in %.2fs, ranged", f.path, human(entry["size"]), time.monotonic() - t0)
+                    with lock:
+                        done_entries.append(entry)
+                    return
             budget.acquire(f.size or 0, cancelled)
             dest = tmp / f"{len(f.path)}-{abs(hash(f.path))}-{attempt}"
-            t0 = time.monotonic()
             if f.sha256 and (f.size or 0) > s.chunk_size:
                 try:
                     entry = streamed(f, dest)

@@ -168,18 +168,20 @@ class Downloaded:
     sha256: str
 
 
-def download(s: Settings, snap: Snapshot, f: RemoteFile, dest: Path, on_bytes: Callable[[int], None],
-             on_write: Callable[[int], None] | None = None,
-             on_rewind: Callable[[], None] | None = None) -> Downloaded:
-    """One file, pinned to the commit sha, streamed to `dest` while hashing; verified before returning.
+@dataclass(frozen=True)
+class Source:
+    """Where a file's bytes are: the resolved URL (after the Hub's redirect) and what to expect."""
 
-    Uses huggingface_hub's own building blocks (hf_hub_url, get_hf_file_metadata = the HEAD with the
-    Hub's redirect/X-Linked-* handling, http_get = the GET with resume-on-stall retries) instead of
-    hf_hub_download, because hf_hub_download writes into its own cache layout and gives no access
-    to the bytes as they stream, so hashing would need a second pass over the file.
-    """
+    url: str
+    headers: dict
+    size: int | None
+    sha256: str | None
+
+
+def locate(s: Settings, snap: Snapshot, f: RemoteFile) -> Source:
+    """HEAD of the file pinned to the commit (huggingface_hub's get_hf_file_metadata: the Hub's
+    redirect/X-Linked-* handling): its resolved location, size and expected sha256."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 
     url = hf_hub_url(s.repo_id, f.path, revision=snap.sha, endpoint=s.hf_endpoint)
@@ -202,6 +204,23 @@ def download(s: Settings, snap: Snapshot, f: RemoteFile, dest: Path, on_bytes: C
     location = meta.location or url
     if urlparse(location).netloc != urlparse(url).netloc:
         headers.pop("authorization", None)  # signed CDN URL: never send the token to a third host
+    return Source(url=location, headers=headers, size=size, sha256=expected_sha256)
+
+
+def download(s: Settings, snap: Snapshot, f: RemoteFile, dest: Path, on_bytes: Callable[[int], None],
+             on_write: Callable[[int], None] | None = None,
+             on_rewind: Callable[[], None] | None = None, source: Source | None = None) -> Downloaded:
+    """One file, pinned to the commit sha, streamed to `dest` while hashing; verified before returning.
+
+    Uses huggingface_hub's own building blocks (hf_hub_url, get_hf_file_metadata = the HEAD with the
+    Hub's redirect/X-Linked-* handling, http_get = the GET with resume-on-stall retries) instead of
+    hf_hub_download, because hf_hub_download writes into its own cache layout and gives no access
+    to the bytes as they stream, so hashing would need a second pass over the file.
+    """
+    from huggingface_hub.file_download import http_get
+
+    src = source or locate(s, snap, f)
+    size, expected_sha256, location, headers = src.size, src.sha256, src.url, dict(src.headers)
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "wb") as fh:
