@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
-from .conftest import run_cli, small_repo, tree
+import pytest
+from model_cache.errors import ModelCacheError
+from model_cache.ranged import Slots
 
+from .conftest import payload, run_cli, small_repo, tree
+from .hubstub import StubFile, StubRepo
+
+MiB = 1024 * 1024
 BIG = "model-00001-of-00002.safetensors"  # 12 MiB: three 5 MiB ranges/parts in these tests
 
 
@@ -82,3 +90,52 @@ def test_server_ignoring_range_falls_back_to_one_stream(hub, env, s3, bucket):
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{_prefix(repo)}manifest.json")["Body"].read())
     assert {e["path"] for e in manifest["files"]} == {f.path for f in repo.files}
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_tight_memory_budget_still_completes(hub, env, s3, bucket):
+    """Part buffers bounded by MODEL_CACHE_MEMORY_MB (16 MiB = 3 parts of 5 MiB for two big files
+    at once): ranges wait for buffers, nothing deadlocks, both files verified and complete."""
+    repo = hub.add_repo(StubRepo("acme/tiny-model", [StubFile("a.safetensors", payload("a", 12 * MiB)),
+                                                     StubFile("b.safetensors", payload("b", 11 * MiB)),
+                                                     StubFile("config.json", b"{}")]))
+    proc = run_cli(["ensure"], dict(env, MODEL_CACHE_MEMORY_MB="16"))
+    assert proc.returncode == 0, proc.stderr
+    assert hub.range_gets() == {"a.safetensors": 2, "b.safetensors": 2}
+    for f in repo.files:
+        assert s3.get_object(Bucket=bucket, Key=_prefix(repo) + f.path)["Body"].read() == f.data
+
+
+def test_slots_bound_memory_and_serve_the_first_file_first():
+    slots = Slots(units=2, unit=MiB)
+    never = threading.Event()
+    assert slots.size_of(1) == 1 and slots.size_of(MiB) == 1 and slots.size_of(MiB + 1) == 2
+    slots.acquire(1, never, priority=0)
+    slots.acquire(1, never, priority=0)
+    granted: list[int] = []
+
+    def take(priority: int) -> None:
+        slots.acquire(1, never, priority)
+        granted.append(priority)
+
+    late = threading.Thread(target=take, args=(5,))
+    late.start()
+    time.sleep(0.1)
+    early = threading.Thread(target=take, args=(1,))
+    early.start()
+    time.sleep(0.3)
+    assert granted == []            # full: both wait
+    slots.release(1)
+    early.join(5)
+    time.sleep(0.3)
+    assert granted == [1]           # the lower priority (earlier file) goes first
+    slots.release(1)
+    late.join(5)
+    assert granted == [1, 5] and slots.used == 2
+    # a part bigger than the whole budget is still allowed when nothing is held
+    slots.release(2)
+    slots.acquire(7, never)
+    assert slots.used == 7
+    cancelled = threading.Event()
+    cancelled.set()
+    with pytest.raises(ModelCacheError):
+        slots.acquire(1, cancelled)
