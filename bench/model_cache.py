@@ -141,6 +141,7 @@ class Bench:
         self.s3_url = ""
         self.moto = None
         self.hub = None
+        self.old_src = ""
 
     # --- setup ---------------------------------------------------------------------------------
     def make_model(self) -> StubRepo:
@@ -294,6 +295,12 @@ class Bench:
         self.timed("ensure (hub->s3)", mc + ["ensure"], self.env(b), reset=lambda: self.drop(b))
         gets = self.hub.file_gets() - before
         assert all(v == self.args.repeat for v in gets.values()), gets
+        old = self.baseline()
+        if old:
+            ob = self.bucket("baseline")
+            self.timed("ensure (baseline)", old + ["ensure"], self.env(ob, PYTHONPATH=self.old_src),
+                       reset=lambda: self.drop(ob))
+            self.drop(ob)
         rclone = shutil.which("rclone") if not self.args.skip_rclone else None
         renv = self.env(b, RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
                         RCLONE_CONFIG_BENCH_ENDPOINT=self.s3_url, RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=KEY,
@@ -310,6 +317,10 @@ class Bench:
 
         self.timed("restore (sha256)", mc + ["restore", "--dest", str(dest)], self.env(b), reset=clean)
         clean()
+        if old:
+            self.timed("restore (baseline)", old + ["restore", "--dest", str(dest)],
+                       self.env(b, PYTHONPATH=self.old_src), reset=clean)
+            clean()
         self.timed("restore (etag)", mc + ["restore", "--dest", str(dest), "--verify", "etag"], self.env(b),
                    reset=clean)
         clean()
@@ -321,9 +332,30 @@ class Bench:
                        renv, reset=lambda: clean(rdest))
         self.report()
 
+    def baseline(self) -> list[str] | None:
+        """--baseline REV: model-cache as of that commit (git archive), run with python -m."""
+        if not self.args.baseline:
+            return None
+        dest = self.work / "baseline"
+        dest.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", self.args.baseline, "images/model-cache/src"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        self.old_src = str(dest / "images" / "model-cache" / "src")
+        return [sys.executable, "-m", "model_cache"]
+
     def report(self) -> None:
         r = self.results
         print("\n# ratios (higher is better for us)")
+        if "ensure (baseline)" in r:
+            print(f"ensure vs baseline {self.args.baseline}: {r['ensure (baseline)'] / r['ensure (hub->s3)']:.2f}x")
+        if "restore (baseline)" in r:
+            print(f"restore(sha256) vs baseline {self.args.baseline}: "
+                  f"{r['restore (baseline)'] / r['restore (sha256)']:.2f}x")
+        if "naive (hub->s3)" in r and "ensure (baseline)" in r:
+            print(f"baseline ensure vs naive:   {r['naive (hub->s3)'] / r['ensure (baseline)']:.2f}x")
+        if "rclone down (s3->disk)" in r and "restore (baseline)" in r:
+            print(f"baseline restore vs rclone: {r['rclone down (s3->disk)'] / r['restore (baseline)']:.2f}x")
         if "naive (hub->s3)" in r:
             print(f"ensure vs naive:            {r['naive (hub->s3)'] / r['ensure (hub->s3)']:.2f}x  (target >= 2x)")
         if "rclone down (s3->disk)" in r:
@@ -378,6 +410,8 @@ def main() -> int:
     p.add_argument("--wan-mibps", type=float, default=0.0,
                    help="cap every Hub and S3 connection at this many MiB/s (default: no cap); see README")
     p.add_argument("--repeat", type=int, default=1, help="run every row N times, keep the best (default 1)")
+    p.add_argument("--baseline", metavar="GIT_REV", default=None,
+                   help="also time model-cache as of this commit (e.g. HEAD~2) in the same run")
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-rclone", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
