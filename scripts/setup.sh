@@ -12,7 +12,9 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check uv
 fi
 log "syncing .venv from uv.lock"
-uv sync --frozen --quiet
+# Precompiled bytecode: the SDKs are large (pulumi_kubernetes alone is ~1,000 modules) and
+# environments that set PYTHONDONTWRITEBYTECODE would otherwise recompile them on every run.
+uv sync --frozen --quiet --compile-bytecode
 
 for step in scripts/setup.d/*.sh; do
   [ -e "$step" ] || continue
