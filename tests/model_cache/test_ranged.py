@@ -139,3 +139,11 @@ def test_slots_bound_memory_and_serve_the_first_file_first():
     cancelled.set()
     with pytest.raises(ModelCacheError):
         slots.acquire(1, cancelled)
+
+
+def test_ranged_downloads_can_be_switched_off(hub, env, s3, bucket):
+    repo = hub.add_repo(small_repo())
+    proc = run_cli(["ensure"], dict(env, MODEL_CACHE_RANGED="0"))
+    assert proc.returncode == 0, proc.stderr
+    assert hub.range_gets() == {} and hub.file_gets() == {f.path: 1 for f in repo.files if f.size}
+    assert s3.get_object(Bucket=bucket, Key=_prefix(repo) + BIG)["Body"].read() == _data(repo, BIG)

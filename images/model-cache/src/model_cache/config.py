@@ -84,6 +84,7 @@ class Settings:
     wait_timeout: float
     verify: str
     payload_signing: bool = False
+    ranged: bool = True
 
     @property
     def part_concurrency(self) -> int:
@@ -186,6 +187,7 @@ def load(args, command: str, environ: dict[str, str] | None = None) -> Settings:
         wait_timeout=_float(env, "MODEL_CACHE_WAIT_TIMEOUT", 4 * 3600.0, minimum=1.0),
         verify=verify,
         payload_signing=_truthy(env.get("S3_PAYLOAD_SIGNING")),
+        ranged=(env.get("MODEL_CACHE_RANGED") or "1").strip().lower() not in ("0", "false", "no", "off", "n"),
     )
     if command == "ensure" and not settings.hf_endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"HF_ENDPOINT={settings.hf_endpoint!r} must start with http:// or https://")

@@ -311,7 +311,7 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
                 return
             lease.check()
             t0 = time.monotonic()
-            if f.sha256 and (f.size or 0) > s.chunk_size and f.path not in no_ranges:
+            if s.ranged and f.sha256 and (f.size or 0) > s.chunk_size and f.path not in no_ranges:
                 try:
                     entry = ranged(f)
                 except RangeUnsupported as exc:
