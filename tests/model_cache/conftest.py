@@ -16,9 +16,9 @@ import pytest
 from .hubstub import HubStub, StubFile, StubRepo
 from .s3server import S3Server
 
-ACCESS_KEY = "AKIAMODELCACHETEST1234"
+ACCESS_KEY = "AKIAFAKEMODELCACHE12"  # pragma: allowlist secret
 SECRET_KEY = "s3cr3tModelCacheTestKey/abcdefghijklmnop"
-HF_TOKEN = "hf_testtokenABCDEFGHIJKLMNOPQRSTUVWXYZ"
+HF_TOKEN = "hf_fakeTokenABCDEFGHIJKLMNOPQRSTUVWXYZ"  # pragma: allowlist secret
 MiB = 1024 * 1024
 
 

@@ -22,7 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCANNER = ROOT / ".github" / "scripts" / "scan_image_for_token.py"
-TOKEN = "hf_TestTokenValue0123456789abcdef"
+TOKEN = "hf_FakeTokenValue0123456789abcdef"  # pragma: allowlist secret
 IMAGE = "ghcr.io/acme/gpu-platform/hf-server@sha256:" + "a" * 64
 
 sys.path.insert(0, str(SCANNER.parent))
