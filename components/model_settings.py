@@ -226,6 +226,8 @@ def parse_models(raw: Any, *, gpu_node_size: str, gpu_node_count: int, environme
                         "Fix: write gpu-platform:models as a YAML list in Pulumi.<stack>.yaml")
         return ()
     size = catalog.SIZES.get(gpu_node_size)
+    if size is not None and not size.is_gpu:
+        size = None  # gpuNodeSize itself is reported; fitting models to a CPU node would only add noise
     models: list[ModelSettings] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(raw):
@@ -237,7 +239,7 @@ def parse_models(raw: Any, *, gpu_node_size: str, gpu_node_count: int, environme
                              hf_token_set, seen)
         if model is not None:
             models.append(model)
-    if size is not None and models:
+    if size is not None and models and gpu_node_count >= 1:  # an invalid count is reported on its own
         needed = sum((m.replicas + m.max_surge) * m.gpus for m in models)
         have = size.gpu_count * gpu_node_count
         if needed > have:

@@ -88,3 +88,14 @@ def test_plan_is_repeatable_in_one_process(stack_plan, plan_with) -> None:
     again = plan_with("dev")
     assert [r.urn for r in again.resources] == [r.urn for r in first.resources]
     assert again.outputs == first.outputs
+
+
+def test_one_error_per_problem_no_cascade_into_the_models(tmp_path: Path) -> None:
+    """A CPU gpuNodeSize and a zero gpuNodeCount are two problems, not a flood of model misfits."""
+    proc = run_plan_cli("--stack", "prod", "--out", str(tmp_path),
+                        "--config", "gpuNodeSize=g4s.kube.small", "--config", "gpuNodeCount=0")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == "error: invalid stack configuration (2 problem(s)):"
+    assert lines[1].startswith("  - gpu-platform:gpuNodeSize = 'g4s.kube.small'")
+    assert lines[2].startswith("  - gpu-platform:gpuNodeCount = 0")
