@@ -14,8 +14,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Final, Mapping, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import pulumi
 

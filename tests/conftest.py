@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ def _event_loop() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_plan(stack: str) -> PlanResult:
     return run_plan(stack)
 

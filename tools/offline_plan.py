@@ -18,9 +18,10 @@ import os
 import runpy
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pulumi
 import yaml

@@ -10,6 +10,7 @@ provider, protect, retainOnDelete, ...) so the plan can print a tree and tests c
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +65,7 @@ class RecordingMonitor(MockMonitor):
         self.records: dict[str, ResourceRecord] = {}
         self.order: list[str] = []
 
-    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
@@ -174,7 +175,6 @@ class PlatformMocks(pulumi.runtime.Mocks):
 
 def _apply_filters(rows: list[dict[str, Any]], filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Civo's data-source filters: key, values, matchBy (exact|re|substring)."""
-    import re
 
     def keep(row: dict[str, Any], flt: dict[str, Any]) -> bool:
         key = flt.get("key")

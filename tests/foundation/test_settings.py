@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def test_prod_protects_data_even_without_the_flag() -> None:
 
 def test_settings_are_frozen() -> None:
     settings = load({})
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         settings.cluster.gpu_node_count = 5  # type: ignore[misc]
 
 
