@@ -2,12 +2,15 @@
 STACK ?= dev
 PLAN_DIR ?= out/plan/$(STACK)
 
-.PHONY: setup plan test image bench lint
+.PHONY: setup setup-core plan test image bench lint
 
 setup:            ## install everything (uv, .venv, buildah, linters)
 	bash scripts/setup.sh
 
-plan: setup       ## offline plan of a stack: resource tree + rendered manifests in out/plan/<stack>
+setup-core:       ## install what the offline plan needs (uv, .venv)
+	bash scripts/setup.sh --core
+
+plan: setup-core  ## offline plan of a stack: resource tree + rendered manifests in out/plan/<stack>
 	.venv/bin/python -m tools.offline_plan --stack $(STACK) --out $(PLAN_DIR)
 
 test:             ## every check CI runs

@@ -2,6 +2,7 @@
 # Installs everything the project needs on a fresh machine (idempotent, safe to re-run).
 # Core: uv + the locked Python environment (.venv). Each area adds its own extras as
 # scripts/setup.d/NN-name.sh (buildah, rclone, node linters, the hf-server venv, ...).
+# `--core` stops after the core: enough for the offline plan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,11 @@ log "syncing .venv from uv.lock"
 # Precompiled bytecode: the SDKs are large (pulumi_kubernetes alone is ~1,000 modules) and
 # environments that set PYTHONDONTWRITEBYTECODE would otherwise recompile them on every run.
 uv sync --frozen --quiet --compile-bytecode
+
+if [ "${1:-}" = "--core" ]; then
+  log "done (core only)"
+  exit 0
+fi
 
 for step in scripts/setup.d/*.sh; do
   [ -e "$step" ] || continue
