@@ -304,73 +304,65 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
 
     no_ranges: set[str] = set()
 
+    def record(entry: dict) -> None:
+        with lock:
+            done_entries.append(entry)
+
+    def attempt_once(f: hub.RemoteFile, attempt: int) -> None:
+        """One try at caching ``f``: recorded, or its upload queued. Transient failures raise."""
+        t0 = time.monotonic()
+        if s.ranged and f.sha256 and (f.size or 0) > s.chunk_size and f.path not in no_ranges:
+            try:
+                entry = ranged(f)
+            except RangeUnsupported as exc:
+                log.info("%s; downloading it as one stream", exc)
+                no_ranges.add(f.path)
+            else:
+                log.debug("cached %s (%s) in %.2fs, ranged", f.path, human(entry["size"]), time.monotonic() - t0)
+                record(entry)
+                return
+        budget.acquire(f.size or 0, cancelled)
+        dest = tmp / f"{len(f.path)}-{abs(hash(f.path))}-{attempt}"
+        if f.sha256 and (f.size or 0) > s.chunk_size:
+            try:
+                entry = streamed(f, dest)
+            finally:
+                dest.unlink(missing_ok=True)
+                budget.release(f.size or 0)
+            log.debug("cached %s (%s) in %.2fs", f.path, human(entry["size"]), time.monotonic() - t0)
+            record(entry)
+            return
+        try:
+            got = hub.download(s, snap, f, dest, downloaded)
+        except BaseException:
+            budget.release(f.size or 0)
+            dest.unlink(missing_ok=True)
+            raise
+        log.debug("downloaded %s (%s) in %.2fs", f.path, human(got.size), time.monotonic() - t0)
+        lease.check()
+        entry = {"path": f.path, "size": got.size, "sha256": got.sha256}
+        # Small or non-LFS file: verified complete, then uploaded (s3transfer) while others download.
+        future = manager.upload(str(dest), s.bucket, keys[f.path],
+                                extra_args={"Metadata": meta_for(f, got.sha256),
+                                            "ContentType": "application/octet-stream"},
+                                subscribers=[Upload(dest, f.size or 0)])
+        with lock:
+            uploads.append((future, entry))
+
     def one(f: hub.RemoteFile):
         last: Exception | None = None
         for attempt in range(1, s.file_retries + 1):
             if cancelled.is_set():
                 return
             lease.check()
-            t0 = time.monotonic()
-            if s.ranged and f.sha256 and (f.size or 0) > s.chunk_size and f.path not in no_ranges:
-                try:
-                    entry = ranged(f)
-                except RangeUnsupported as exc:
-                    log.info("%s; downloading it as one stream", exc)
-                    no_ranges.add(f.path)
-                except (IntegrityError, HubUnreachable, OSError) as exc:
-                    last = exc
-                    if attempt < s.file_retries:
-                        log.warning("%s (attempt %d/%d); retrying", exc, attempt, s.file_retries)
-                        time.sleep(min(2 ** attempt, 10))
-                    continue
-                else:
-                    log.debug("cached %s (%s) in %.2fs, ranged", f.path, human(entry["size"]), time.monotonic() - t0)
-                    with lock:
-                        done_entries.append(entry)
-                    return
-            budget.acquire(f.size or 0, cancelled)
-            dest = tmp / f"{len(f.path)}-{abs(hash(f.path))}-{attempt}"
-            if f.sha256 and (f.size or 0) > s.chunk_size:
-                try:
-                    entry = streamed(f, dest)
-                except (IntegrityError, HubUnreachable, OSError) as exc:
-                    last = exc
-                    if attempt < s.file_retries:
-                        log.warning("%s (attempt %d/%d); retrying", exc, attempt, s.file_retries)
-                        time.sleep(min(2 ** attempt, 10))
-                    continue
-                finally:
-                    dest.unlink(missing_ok=True)
-                    budget.release(f.size or 0)
-                log.debug("cached %s (%s) in %.2fs", f.path, human(entry["size"]), time.monotonic() - t0)
-                with lock:
-                    done_entries.append(entry)
-                return
             try:
-                got = hub.download(s, snap, f, dest, downloaded)
-                log.debug("downloaded %s (%s) in %.2fs", f.path, human(got.size), time.monotonic() - t0)
-            except (IntegrityError, HubUnreachable, OSError) as exc:
-                budget.release(f.size or 0)
-                dest.unlink(missing_ok=True)
+                attempt_once(f, attempt)
+                return
+            except (IntegrityError, HubUnreachable, OSError) as exc:  # transient: retried with backoff
                 last = exc
                 if attempt < s.file_retries:
                     log.warning("%s (attempt %d/%d); retrying", exc, attempt, s.file_retries)
                     time.sleep(min(2 ** attempt, 10))
-                continue
-            except BaseException:
-                budget.release(f.size or 0)
-                dest.unlink(missing_ok=True)
-                raise
-            lease.check()
-            entry = {"path": f.path, "size": got.size, "sha256": got.sha256}
-            # Small or non-LFS file: verified complete, then uploaded (s3transfer) while others download.
-            future = manager.upload(str(dest), s.bucket, keys[f.path],
-                                    extra_args={"Metadata": meta_for(f, got.sha256),
-                                                "ContentType": "application/octet-stream"},
-                                    subscribers=[Upload(dest, f.size or 0)])
-            with lock:
-                uploads.append((future, entry))
-            return
         raise ModelCacheError(f"could not cache {f.path} after {s.file_retries} attempts: {last}")
 
     log.info("caching %d file(s), %s: %d parallel download(s), %d parallel part upload(s) of %s",
