@@ -15,6 +15,7 @@ from components.cluster import GpuCluster, GpuClusterArgs
 from components.github import GitHubSecrets, GitHubSecretsArgs, owns_repository_level
 from components.images import platform_images
 from components.model_deployment import ModelDeployment, ModelDeploymentArgs
+from components.model_settings import node_cache_models, pod_security_level
 from components.model_store import ModelStore, ModelStoreArgs
 from components.secrets import PlatformSecrets, PlatformSecretsArgs
 from components.settings import from_pulumi_config
@@ -29,11 +30,8 @@ store = ModelStore(
     "models",
     ModelStoreArgs(settings=settings.store, name_prefix=settings.name_prefix),
 )
-# Pod Security "restricted" (and "baseline") forbid hostPath volumes: a model that opts into the
-# node cache lowers the namespace to "privileged", loudly (docs/models.md, "The node cache").
-node_cache_models = [m.name for m in settings.models if m.cache == "hostPath"]
-if node_cache_models:
-    pulumi.log.warn(f"models {', '.join(node_cache_models)} use cache: hostPath, so namespace "
+if node_cached := node_cache_models(settings.models):
+    pulumi.log.warn(f"models {', '.join(node_cached)} use cache: hostPath, so namespace "
                     f"{settings.model_namespace} enforces Pod Security 'privileged' instead of 'restricted'")
 platform_secrets = PlatformSecrets(
     "platform",
@@ -48,7 +46,7 @@ platform_secrets = PlatformSecrets(
         registry_server=settings.registry.server,
         registry_username=settings.registry.username or None,
         registry_password=settings.registry.password,
-        pod_security="privileged" if node_cache_models else "restricted",
+        pod_security=pod_security_level(settings.models),
     ),
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )
@@ -68,10 +66,7 @@ if settings.github is not None and settings.hf_token is not None:
                                    "MODEL_PREFIX": store.prefix},
         ),
     )
-images = platform_images(settings, Path(__file__).resolve().parent)
-# Images this stack built win; otherwise the digest-pinned refs from config (settings checked
-# that every image the models need is one or the other).
-image_refs = {**settings.model_images, **images}
+image_refs = platform_images(settings, Path(__file__).resolve().parent)
 models = {
     model.name: ModelDeployment(
         f"model-{model.name}",
@@ -107,5 +102,5 @@ pulumi.export(out.HF_TOKEN_SECRET, platform_secrets.qualified(platform_secrets.h
 pulumi.export(out.MODEL_NAMESPACE, platform_secrets.namespace)
 pulumi.export(out.GPU_NODE_SELECTOR, cluster.node_selector)
 pulumi.export(out.GPU_TOLERATIONS, cluster.tolerations)
-pulumi.export(out.IMAGES, image_refs)  # what the workloads run: built here, else from config
+pulumi.export(out.IMAGES, image_refs)
 pulumi.export(out.MODELS, {name: deployment.url for name, deployment in models.items()})

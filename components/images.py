@@ -220,20 +220,22 @@ PLATFORM_IMAGES: Final = (
 
 
 def platform_images(settings: PlatformSettings, root: Path,
-                    opts: pulumi.ResourceOptions | None = None) -> dict[str, pulumi.Output[str]]:
-    """Build and push every platform image when ``buildImages`` is true; ``{name: digest ref}``.
+                    opts: pulumi.ResourceOptions | None = None) -> dict[str, pulumi.Input[str]]:
+    """``{name: digest-pinned ref}`` of the images the workloads run.
 
-    With ``buildImages: false`` the map is empty; ``__main__.py`` then exports the digest-pinned
-    refs given in config (images CI built) as the ``images`` output (docs/secrets-and-images.md).
+    With ``buildImages: true`` every platform image is built and pushed here, and those refs win
+    over the ones given in config (``modelCacheImage``/``hfServerImage``); otherwise the configured
+    refs (images another stack or CI built) are returned as they are (docs/secrets-and-images.md).
+    Settings already checked that every image the models need is one or the other.
     """
     if not settings.images.build:
-        return {}
+        return dict(settings.model_images)
     assert settings.hf_token is not None and settings.registry.password is not None  # settings checked
     source = (f"https://github.com/{settings.github.owner}/{settings.github.repository}"
               if settings.github else None)
     revision = git_revision(root)
     login = RegistryLogin(settings.registry.server, settings.registry.username, settings.registry.password)
-    refs: dict[str, pulumi.Output[str]] = {}
+    refs: dict[str, pulumi.Input[str]] = {}
     for spec in PLATFORM_IMAGES:
         image = ContainerImage(spec.name, ContainerImageArgs(
             name=spec.name,
@@ -250,4 +252,4 @@ def platform_images(settings: PlatformSettings, root: Path,
             revision=revision,
         ), opts=opts)
         refs[spec.name] = image.ref
-    return refs
+    return {**settings.model_images, **refs}

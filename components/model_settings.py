@@ -452,3 +452,17 @@ def parse_model_images(configured: dict[str, str], *, models: tuple[ModelSetting
                             f"false. Fix: pulumi config set {key} ghcr.io/<owner>/gpu-platform/{image}@sha256:<digest> "
                             "(the digest CI pushed), or set buildImages true")
     return refs
+
+
+def node_cache_models(models: tuple[ModelSettings, ...]) -> list[str]:
+    """Models that opt into the hostPath node cache (docs/models.md, "The node cache")."""
+    return [m.name for m in models if m.cache == "hostPath"]
+
+
+def pod_security_level(models: tuple[ModelSettings, ...]) -> str:
+    """The model namespace's Pod Security level: "restricted" unless a model needs hostPath.
+
+    "restricted" (and "baseline") forbid hostPath volumes, so a node cache lowers the namespace
+    to "privileged"; the program warns about it on every preview.
+    """
+    return "privileged" if node_cache_models(models) else "restricted"
