@@ -18,6 +18,7 @@ Skips (reason printed) only where buildah cannot run: not installed, or not root
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.server
 import os
 import re
@@ -31,6 +32,7 @@ from typing import ClassVar
 
 import pytest
 
+from components.images import PLATFORM_IMAGES, ImageSpec
 from tests.images import leakscan
 from tests.images.buildah import (
     REPO,
@@ -46,24 +48,17 @@ from tests.images.buildah import (
 pytestmark = [pytest.mark.build, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
-@dataclass(frozen=True)
-class ImageCase:
-    name: str
-    context: str
-    dockerfile: str
-    build_args: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def dockerfile_path(self) -> Path:
-        return REPO / self.dockerfile
-
-
-CASES = (
-    ImageCase("model-cache", "images/model-cache", "images/model-cache/Dockerfile"),
-    # The real Dockerfile.hf with its light requirements (no torch/CUDA wheels in a unit test).
-    ImageCase("hf-server", "images/hf-server", "images/hf-server/Dockerfile.hf",
-              {"REQUIREMENTS": "requirements-buildtest.txt"}),
+#: What the leak test adds to the images Pulumi builds: the real Dockerfile.hf with its light
+#: requirements (no torch/CUDA wheels in a unit test). Every image in PLATFORM_IMAGES is tested.
+TEST_BUILD_ARGS: dict[str, dict[str, str]] = {"hf-server": {"REQUIREMENTS": "requirements-buildtest.txt"}}
+CASES = tuple(
+    dataclasses.replace(spec, build_args={**spec.build_args, **TEST_BUILD_ARGS.get(spec.name, {})})
+    for spec in PLATFORM_IMAGES
 )
+
+
+def dockerfile_path(case: ImageSpec) -> Path:
+    return REPO / case.dockerfile
 
 
 class _RecordingIndex(http.server.BaseHTTPRequestHandler):
@@ -96,7 +91,7 @@ def host_ca_bundle() -> Path | None:
 
 @dataclass
 class Built:
-    case: ImageCase
+    case: ImageSpec
     missing_secret: Build
     build: Build
     layout: Path
@@ -128,7 +123,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         pytest.skip(str(exc))
     workdir = Path(tmp_path_factory.mktemp("buildah"))
     bah = Buildah(workdir)
-    tags = sorted({normalise(b) for case in CASES for b in external_bases(case.dockerfile_path, case.build_args)})
+    tags = sorted({normalise(b) for case in CASES for b in external_bases(dockerfile_path(case), case.build_args)})
     bah.import_rootfs(tarball, tags)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RecordingIndex)
@@ -153,7 +148,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def built(session: Session, case: ImageCase) -> Built:
+def built(session: Session, case: ImageSpec) -> Built:
     """Build once per session: first without hf_token (must fail), then with every canary."""
     if case.name in session.built:
         return session.built[case.name]
@@ -161,10 +156,10 @@ def built(session: Session, case: ImageCase) -> Built:
     _RecordingIndex.seen = []
     # No layer cache (--layers=false): a cached RUN step skips buildah's required-secret check
     # (seen with buildah 1.28), and with vfs storage a commit per step is slower than rebuilding.
-    missing = session.buildah.build(context, case.dockerfile_path, f"localhost/leaktest-{case.name}-nosecret",
+    missing = session.buildah.build(context, dockerfile_path(case), f"localhost/leaktest-{case.name}-nosecret",
                                     secrets={k: v for k, v in session.secret_files.items() if k != "hf_token"},
                                     build_args=case.build_args, layers=False)
-    good = session.buildah.build(context, case.dockerfile_path, f"localhost/leaktest-{case.name}",
+    good = session.buildah.build(context, dockerfile_path(case), f"localhost/leaktest-{case.name}",
                                  secrets=session.secret_files, build_args=case.build_args, layers=False)
     assert good.returncode == 0, f"build of {case.name} with its secrets failed:\n{good.log[-6000:]}"
     layout = session.buildah.export_oci(good.image, session.workdir / f"oci-{case.name}")
@@ -194,7 +189,7 @@ def test_the_token_reached_the_step_that_needs_it(image: Built, session: Session
 
 
 def test_the_pip_index_secret_reached_the_install_step(image: Built, session: Session) -> None:
-    assert "id=pip_index" in image.case.dockerfile_path.read_text()
+    assert "id=pip_index" in dockerfile_path(image.case).read_text()
     assert f"ci-bot:{session.canaries['pip_index']}" in image.index_credentials, (
         f"pip never sent the pip_index credentials to the loopback index (saw {len(image.index_credentials)} "
         "authenticated requests)")
