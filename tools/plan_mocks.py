@@ -55,6 +55,8 @@ class ResourceRecord:
     additional_secret_outputs: list[str] = field(default_factory=list)
     ignore_changes: list[str] = field(default_factory=list)
     dependencies: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    """The resource's aliases as ``type::name`` / URN strings (what a rename keeps the old identity by)."""
 
 
 class RecordingMonitor(MockMonitor):
@@ -85,10 +87,23 @@ class RecordingMonitor(MockMonitor):
             additional_secret_outputs=list(request.additionalSecretOutputs),
             ignore_changes=list(request.ignoreChanges),
             dependencies=list(request.dependencies),
+            aliases=[_describe_alias(a) for a in request.aliases],
         )
         self.records[response.urn] = record
         self.order.append(response.urn)
         return response
+
+
+def _describe_alias(alias: Any) -> str:
+    """An alias as the engine receives it: a full URN, or a spec of the fields that differ."""
+    if alias.urn:
+        return alias.urn
+    spec = alias.spec
+    parts = [f"{field}={getattr(spec, field)}" for field in ("name", "type", "project", "stack", "parentUrn")
+             if getattr(spec, field)]
+    if spec.noParent:
+        parts.append("noParent")
+    return ",".join(parts)
 
 
 class PlatformMocks(pulumi.runtime.Mocks):
