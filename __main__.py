@@ -1,7 +1,7 @@
 """gpu-platform: wires the components together and exports the stack outputs.
 
 Nothing here decides anything: settings are parsed (and rejected) up front, each component
-owns one concern, and the outputs' names come from components.outputs (the app-team contract).
+owns one concern, and the outputs' names come from components.config.outputs (the app-team contract).
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pulumi
 
-from components import outputs as out
 from components.cluster import GpuCluster, GpuClusterArgs
+from components.config import outputs as out
+from components.config.settings import from_pulumi_config
 from components.github import GitHubSecrets, GitHubSecretsArgs, owns_repository_level
 from components.images import platform_images
 from components.model_deployment import ModelDeployment, ModelDeploymentArgs
-from components.model_settings import node_cache_models, pod_security_level
+from components.model_namespace import ModelNamespace, ModelNamespaceArgs
+from components.model_pod import PodSources
 from components.model_store import ModelStore, ModelStoreArgs
-from components.secrets import PlatformSecrets, PlatformSecretsArgs
-from components.settings import from_pulumi_config
 
 settings = from_pulumi_config()
 
@@ -30,12 +30,12 @@ store = ModelStore(
     "models",
     ModelStoreArgs(settings=settings.store, name_prefix=settings.name_prefix),
 )
-if node_cached := node_cache_models(settings.models):
+if node_cached := settings.node_cached_models:
     pulumi.log.warn(f"models {', '.join(node_cached)} use cache: hostPath, so namespace "
                     f"{settings.model_namespace} enforces Pod Security 'privileged' instead of 'restricted'")
-platform_secrets = PlatformSecrets(
+model_namespace = ModelNamespace(
     "platform",
-    PlatformSecretsArgs(
+    ModelNamespaceArgs(
         namespace=settings.model_namespace,
         bucket=store.bucket,
         endpoint=store.endpoint,
@@ -46,7 +46,7 @@ platform_secrets = PlatformSecrets(
         registry_server=settings.registry.server,
         registry_username=settings.registry.username or None,
         registry_password=settings.registry.password,
-        pod_security=pod_security_level(settings.models),
+        pod_security=settings.model_pod_security,
     ),
     opts=pulumi.ResourceOptions(provider=cluster.provider),
 )
@@ -66,22 +66,32 @@ if settings.github is not None and settings.hf_token is not None:
                                    "MODEL_PREFIX": store.prefix},
         ),
     )
-image_refs = platform_images(settings, Path(__file__).resolve().parent)
+image_refs = platform_images(
+    settings.images,
+    settings.registry,
+    hf_token=settings.hf_token,
+    prebuilt=settings.model_images,
+    stack=settings.stack,
+    source_url=settings.source_url,
+    root=Path(__file__).resolve().parent,
+)
 models = {
     model.name: ModelDeployment(
         f"model-{model.name}",
         ModelDeploymentArgs(
             model=model,
-            namespace=platform_secrets.namespace,
-            s3_secret_name=platform_secrets.s3_secret_name,
-            store_config_name=platform_secrets.store_config_name,
-            hf_token_secret_name=platform_secrets.hf_token_secret_name,
-            pull_secret_name=platform_secrets.pull_secret_name,
-            s3_region=settings.store.region,
-            model_cache_image=image_refs["model-cache"],
-            hf_server_image=image_refs.get("hf-server"),
-            node_selector=cluster.node_selector,
-            tolerations=cluster.tolerations,
+            namespace=model_namespace.namespace,
+            sources=PodSources(
+                s3_secret_name=model_namespace.s3_secret_name,
+                store_config_name=model_namespace.store_config_name,
+                hf_token_secret_name=model_namespace.hf_token_secret_name,
+                pull_secret_name=model_namespace.pull_secret_name,
+                s3_region=settings.store.region,
+                model_cache_image=image_refs["model-cache"],
+                hf_server_image=image_refs.get("hf-server"),
+                node_selector=cluster.node_selector,
+                tolerations=cluster.tolerations,
+            ),
         ),
         # The GPU operator must run before a pod can get a GPU.
         opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[cluster.gpu_operator]),
@@ -97,9 +107,9 @@ pulumi.export(out.REGION, settings.cluster.region)
 pulumi.export(out.MODEL_BUCKET, store.bucket)
 pulumi.export(out.MODEL_STORE_ENDPOINT, store.endpoint)
 pulumi.export(out.MODEL_PREFIX, store.prefix)
-pulumi.export(out.S3_CREDENTIALS_SECRET, platform_secrets.qualified(platform_secrets.s3_secret_name))
-pulumi.export(out.HF_TOKEN_SECRET, platform_secrets.qualified(platform_secrets.hf_token_secret_name))
-pulumi.export(out.MODEL_NAMESPACE, platform_secrets.namespace)
+pulumi.export(out.S3_CREDENTIALS_SECRET, model_namespace.qualified(model_namespace.s3_secret_name))
+pulumi.export(out.HF_TOKEN_SECRET, model_namespace.qualified(model_namespace.hf_token_secret_name))
+pulumi.export(out.MODEL_NAMESPACE, model_namespace.namespace)
 pulumi.export(out.GPU_NODE_SELECTOR, cluster.node_selector)
 pulumi.export(out.GPU_TOLERATIONS, cluster.tolerations)
 pulumi.export(out.IMAGES, image_refs)

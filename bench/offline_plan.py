@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-UNIT_SUITES = ["tests/foundation", "tests/secrets", "tests/models", "tests/app_team"]
+UNIT_SUITES = ["tests/config", "tests/components", "tests/program", "tests/app_team"]
 
 
 def timed(cmd: list[str]) -> float:

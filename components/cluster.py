@@ -19,9 +19,9 @@ import pulumi
 import pulumi_civo as civo
 import pulumi_kubernetes as k8s
 
-from components import catalog
-from components.labels import standard_labels
-from components.settings import API_PORT, ClusterSettings
+from components.config import catalog
+from components.config.types import API_PORT, ClusterSettings
+from components.kubernetes import standard_labels
 
 GPU_POOL_LABEL_KEY = "gpu-platform/pool"
 GPU_POOL_LABEL_VALUE = "gpu"

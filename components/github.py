@@ -27,11 +27,11 @@ from typing import Final
 import pulumi
 import pulumi_github as github
 
+from components.config.patterns import github_repository_problem
+
 HF_TOKEN_SECRET_NAME: Final = "HF_TOKEN"
-_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
-_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-_VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-_ENVIRONMENT = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+_VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*")
+_ENVIRONMENT = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
 
 @dataclass
@@ -54,16 +54,13 @@ def owns_repository_level(environment: str, environments: tuple[str, ...]) -> bo
 
 def validate(args: GitHubSecretsArgs) -> None:
     problems = []
-    if not _OWNER.match(args.owner):
-        problems.append(f"owner {args.owner!r} is not a GitHub user or organisation name")
-    if not _REPO.match(args.repository) or args.repository in (".", ".."):
-        problems.append(f"repository {args.repository!r} is not a GitHub repository name (give the name, "
-                        "not owner/name)")
+    if why := github_repository_problem(args.owner, args.repository):
+        problems.append(f"{why} (give the repository's name, not owner/name)")
     for env in args.environments:
-        if not _ENVIRONMENT.match(env):
+        if not _ENVIRONMENT.fullmatch(env):
             problems.append(f"environment {env!r} is not a GitHub environment name")
     for name in (*args.repository_variables, *args.environment_variables):
-        if not _VARIABLE.match(name) or name.startswith("GITHUB_"):
+        if not _VARIABLE.fullmatch(name) or name.startswith("GITHUB_"):
             problems.append(f"Actions variable name {name!r}: upper case, digits and '_', not starting "
                             "with GITHUB_")
     if problems:

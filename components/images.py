@@ -23,15 +23,14 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import pulumi
 import pulumi_docker_build as docker_build
 
-if TYPE_CHECKING:
-    from components.settings import PlatformSettings
+from components.config.images import HF_TOKEN_SECRET_ID, PLATFORM_IMAGES, PLATFORMS
+from components.config.types import ImageSettings, RegistrySettings
 
-PLATFORMS: Final = ("linux/amd64", "linux/arm64")
 CACHE_TAG: Final = "buildcache"
 #: Words that make a build-arg name look like a credential (matched per word of the name).
 CREDENTIAL_WORDS: Final = frozenset({
@@ -70,7 +69,7 @@ class ContainerImageArgs:
     """Directory relative paths are resolved from (the Pulumi project directory); default: the cwd."""
     tag: str = "latest"
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    """BuildKit secret id -> value, e.g. ``{"hf_token": token, "pip_index": "PIP_INDEX_URL=..."}``."""
+    """BuildKit secret id -> value, e.g. ``{HF_TOKEN_SECRET_ID: token, "pip_index": "PIP_INDEX_URL=..."}``."""
     build_args: Mapping[str, str] = field(default_factory=dict)
     platforms: Sequence[str] = ("linux/amd64",)
     registry: RegistryLogin | None = None
@@ -80,7 +79,7 @@ class ContainerImageArgs:
     labels: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None
     build_on_preview: bool = False
-    ignore_secret_changes: Sequence[str] = ("hf_token",)
+    ignore_secret_changes: Sequence[str] = (HF_TOKEN_SECRET_ID,)
     """Secret ids whose rotation must not trigger a rebuild."""
 
 
@@ -202,39 +201,22 @@ def git_revision(root: Path) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-@dataclass(frozen=True)
-class ImageSpec:
-    """One image of the platform: where its context and Dockerfile live (relative to the project)."""
-
-    name: str
-    context: str
-    dockerfile: str
-    build_args: Mapping[str, str] = field(default_factory=dict)
-
-
-#: The platform's images. Both Dockerfiles need the ``hf_token`` BuildKit secret (required=true).
-PLATFORM_IMAGES: Final = (
-    ImageSpec("model-cache", "images/model-cache", "images/model-cache/Dockerfile"),
-    ImageSpec("hf-server", "images/hf-server", "images/hf-server/Dockerfile.hf"),
-)
-
-
-def platform_images(settings: PlatformSettings, root: Path,
+def platform_images(images: ImageSettings, registry: RegistrySettings, *, hf_token: pulumi.Input[str] | None,
+                    prebuilt: Mapping[str, str], stack: str, source_url: str | None, root: Path,
                     opts: pulumi.ResourceOptions | None = None) -> dict[str, pulumi.Input[str]]:
     """``{name: digest-pinned ref}`` of the images the workloads run.
 
-    With ``buildImages: true`` every platform image is built and pushed here, and those refs win
-    over the ones given in config (``modelCacheImage``/``hfServerImage``); otherwise the configured
-    refs (images another stack or CI built) are returned as they are (docs/secrets-and-images.md).
-    Settings already checked that every image the models need is one or the other.
+    With ``images.build`` every platform image is built and pushed here, and those refs win over
+    the ``prebuilt`` ones from config (``modelCacheImage``/``hfServerImage``); otherwise the
+    prebuilt refs (images another stack or CI built) are returned as they are
+    (docs/secrets-and-images.md). Settings already checked that every image the models need is
+    one or the other, and that a build has its token and registry password.
     """
-    if not settings.images.build:
-        return dict(settings.model_images)
-    assert settings.hf_token is not None and settings.registry.password is not None  # settings checked
-    source = (f"https://github.com/{settings.github.owner}/{settings.github.repository}"
-              if settings.github else None)
+    if not images.build:
+        return dict(prebuilt)
+    assert hf_token is not None and registry.password is not None  # settings checked
     revision = git_revision(root)
-    login = RegistryLogin(settings.registry.server, settings.registry.username, settings.registry.password)
+    login = RegistryLogin(registry.server, registry.username, registry.password)
     refs: dict[str, pulumi.Input[str]] = {}
     for spec in PLATFORM_IMAGES:
         image = ContainerImage(spec.name, ContainerImageArgs(
@@ -242,14 +224,14 @@ def platform_images(settings: PlatformSettings, root: Path,
             context=spec.context,
             dockerfile=spec.dockerfile,
             root=str(root),
-            repository=settings.images.repository,
-            tag=revision[:12] if revision else settings.stack,
-            secrets={"hf_token": settings.hf_token},
+            repository=images.repository,
+            tag=revision[:12] if revision else stack,
+            secrets={HF_TOKEN_SECRET_ID: hf_token},
             build_args=dict(spec.build_args),
-            platforms=settings.images.platforms,
+            platforms=images.platforms,
             registry=login,
-            source_url=source,
+            source_url=source_url,
             revision=revision,
         ), opts=opts)
         refs[spec.name] = image.ref
-    return {**settings.model_images, **refs}
+    return {**prebuilt, **refs}

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_civo as civo
 
-from components import catalog
-from components.settings import StoreSettings
+from components.config import catalog
+from components.config.types import StoreSettings
 
 
 @dataclass(frozen=True)

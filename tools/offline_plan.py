@@ -29,8 +29,8 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 from pulumi.runtime.sync_await import _sync_await
 
-from components.settings import SettingsError
-from tools.plan_mocks import PlatformMocks, RecordingMonitor, ResourceRecord
+from components.config.settings import SettingsError
+from tools.plan_mocks import PlatformMocks, ResourceRecord, install_mocks, run_program
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "gpu-platform"
@@ -112,17 +112,13 @@ def run_plan(stack: str, overrides: Mapping[str, Any] | None = None,
     """
     config, secret_keys = stack_config(stack, overrides, secrets, root)
     pulumi.runtime.set_all_config(config, secret_keys)
-    mocks = PlatformMocks(PROJECT, stack)
-    monitor = RecordingMonitor(mocks)
     warnings: list[str] = []
-    runtime_settings.set_root_resource(None)  # type: ignore[arg-type]
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False,
-                             monitor=monitor, logger=_collecting_logger(warnings))
-    runtime_settings.SETTINGS.rpc_manager.clear()
+    monitor = install_mocks(PlatformMocks(PROJECT, stack), project=PROJECT, stack=stack,
+                            logger=_collecting_logger(warnings))
     program = str(root / "__main__.py")
     sys.path.insert(0, str(root))
     try:
-        _sync_await(pulumi.runtime.stack.run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
+        run_program(lambda: runpy.run_path(program, run_name="__main__"))
         stack_resource = runtime_settings.get_root_resource()
         outputs, raw, secret_names = _sync_await(_resolve_outputs(stack_resource.outputs))  # type: ignore[union-attr]
     finally:

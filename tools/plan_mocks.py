@@ -16,10 +16,12 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import rpc
+from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import wrap_rpc_secret
+from pulumi.runtime.sync_await import _sync_await
 
-from components import catalog
+from components.config import catalog
 
 
 def _digest(*parts: str, length: int = 64) -> str:
@@ -92,6 +94,22 @@ class RecordingMonitor(MockMonitor):
         self.records[response.urn] = record
         self.order.append(response.urn)
         return response
+
+
+def install_mocks(mocks: pulumi.runtime.Mocks, *, project: str, stack: str,
+                  logger: Any = None) -> RecordingMonitor:
+    """The one way this project puts Pulumi's runtime under mocks: a fresh root stack, a recording
+    monitor, no RPCs left over from an earlier program. Returns the monitor (what the engine saw)."""
+    runtime_settings.set_root_resource(None)  # type: ignore[arg-type]
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=logger)
+    runtime_settings.SETTINGS.rpc_manager.clear()
+    return monitor
+
+
+def run_program(program: Any) -> None:
+    """Run ``program`` as a Pulumi program under the installed mocks, waiting for every registration."""
+    _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
 
 
 def _describe_alias(alias: Any) -> str:

@@ -1,6 +1,6 @@
 """What this program reads from the gpu-platform stack: the output names, in one place.
 
-The platform publishes its contract in ``components/outputs.py`` (see docs/app-teams.md);
+The platform publishes its contract in ``components/config/outputs.py`` (see docs/app-teams.md);
 copy this file along with the example, and keep only the names you use. A renamed or missing
 output fails the program up front, naming the output and what the platform does export.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# checkov (the manifest security scanner of tests/manifests) in its own virtualenv, .venv-checkov:
+# checkov (the manifest security scanner of tests/program/test_manifests.py) in its own virtualenv, .venv-checkov:
 # checkov 3.x pins packaging<24 while pulumi needs packaging>=26, so it cannot share the uv-locked
 # root .venv. Pinned version; idempotent (skipped when the venv already runs that version).
 # The tests run it offline: BC_SKIP_MAPPING=TRUE and --skip-download (no Bridgecrew/Prisma calls).

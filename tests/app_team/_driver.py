@@ -33,6 +33,9 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 from pulumi.runtime.sync_await import _sync_await
 
+sys.path.insert(0, str(ROOT))
+from tools.plan_mocks import install_mocks, run_program
+
 
 def encode(value: Any) -> Any:
     """JSON-safe copy of a mock input, secrets as {"__secret__": ...}."""
@@ -95,16 +98,10 @@ def run_example(spec: dict[str, Any]) -> dict[str, Any]:
     }
     pulumi.runtime.set_all_config(config, [])
     mocks = ExampleMocks(spec["outputs"], spec.get("secret_output_names", []))
-    runtime_settings.set_root_resource(None)  # type: ignore[arg-type]
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="dev", preview=False)
-    runtime_settings.SETTINGS.rpc_manager.clear()
+    install_mocks(mocks, project=PROJECT, stack="dev")
     sys.path.insert(0, str(EXAMPLE))
     try:
-        _sync_await(
-            pulumi.runtime.stack.run_pulumi_func(
-                lambda: runpy.run_path(str(EXAMPLE / "__main__.py"), run_name="__main__")
-            )
-        )
+        run_program(lambda: runpy.run_path(str(EXAMPLE / "__main__.py"), run_name="__main__"))
         exports, export_secrets = _sync_await(_exports())
     except Exception as exc:  # noqa: BLE001 - reported to the test as data
         return {

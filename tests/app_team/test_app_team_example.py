@@ -2,7 +2,7 @@
 
 The StackReference returns exactly the outputs the platform program exports (its offline plan,
 tools.offline_plan.run_plan, with buildImages on so `images` is filled), checked against the
-names in components/outputs.py. Renaming or dropping an output the example uses therefore
+names in components/config/outputs.py. Renaming or dropping an output the example uses therefore
 fails here. Each program runs in its own process (tests/app_team/
 _driver.py) so Pulumi's global mock state never reaches other test modules.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from components import outputs as contract
+from components.config import outputs as contract
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("_driver.py")
@@ -142,8 +142,8 @@ def test_platform_program_exports_exactly_the_contract() -> None:
         f"offline plan with buildImages=true failed: {plan['build_images_error']}"
     )
     exported = plan["outputs"]
-    assert set(exported) - set(contract.STACK_OUTPUTS) == set(), "exported but not in components/outputs.py"
-    assert set(contract.STACK_OUTPUTS) - set(exported) == set(), "in components/outputs.py but not exported"
+    assert set(exported) - set(contract.STACK_OUTPUTS) == set(), "exported but not in components/config/outputs.py"
+    assert set(contract.STACK_OUTPUTS) - set(exported) == set(), "in components/config/outputs.py but not exported"
     assert set(plan["secret_output_names"]) == contract.SECRET_OUTPUTS
 
 
@@ -262,7 +262,7 @@ def test_docs_table_lists_exactly_the_contract() -> None:
     ]
     documented = {cells[1].strip().strip("`"): cells[3].strip() for cells in rows}
     assert list(documented) == list(contract.STACK_OUTPUTS), (
-        "docs/app-teams.md table != components/outputs.py"
+        "docs/app-teams.md table != components/config/outputs.py"
     )
     for name, secret in documented.items():
         assert secret == ("yes" if name in contract.SECRET_OUTPUTS else "no"), name

@@ -32,7 +32,7 @@ from typing import ClassVar
 
 import pytest
 
-from components.images import PLATFORM_IMAGES, ImageSpec
+from components.config.images import PLATFORM_IMAGES, ImageSpec
 from tests.images import leakscan
 from tests.images.buildah import (
     REPO,

@@ -12,16 +12,27 @@ and a test keeps the two equal.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeVar
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
 
 import pulumi
 
-from components import catalog
-from components.model_settings import ModelSettings, parse_model_images, parse_models
+from components.config import catalog
+from components.config.images import HF_TOKEN_SECRET_ID, IMAGE_KEYS, PLATFORMS
+from components.config.models import parse_models
+from components.config.patterns import DNS_LABEL, github_repository_problem
+from components.config.reader import ConfigReader
+from components.config.types import (
+    API_PORT,
+    ClusterSettings,
+    GitHubSettings,
+    ImageSettings,
+    ModelSettings,
+    PlatformSettings,
+    RegistrySettings,
+    StoreSettings,
+)
 
 PROJECT: Final = "gpu-platform"
 ENVIRONMENTS: Final = ("dev", "staging", "prod")
@@ -29,14 +40,12 @@ CNIS: Final = ("cilium", "flannel")
 MAX_NODE_COUNT: Final = 20
 BUCKET_SIZE_STEP_GB: Final = 500
 BUCKET_MAX_GB: Final = 10_000
-API_PORT: Final = 6443
-_K3S_VERSION = re.compile(r"^v?\d+\.\d+\.\d+-k3s\d+$")
-_GH_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
-_GH_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_REGISTRY_HOST = re.compile(r"^[a-z0-9.-]+(:\d+)?$")
-_IMAGE_REPO = re.compile(r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+$")
-_PREFIX = re.compile(r"^[A-Za-z0-9._/-]*/$")
+_K3S_VERSION = re.compile(r"v?\d+\.\d+\.\d+-k3s\d+")
+_REGISTRY_HOST = re.compile(r"[a-z0-9.-]+(:\d+)?")
+_IMAGE_REPO = re.compile(r"[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+")
+_PREFIX = re.compile(r"[A-Za-z0-9._/-]*/")
+_OPERATOR_VERSION = re.compile(r"v\d+\.\d+\.\d+")
+_DIGEST_REF = re.compile(r"[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}")
 
 #: Defaults per key; ``Pulumi.yaml`` declares the same values (a test keeps them equal).
 DEFAULTS: Final[Mapping[str, Any]] = {
@@ -85,148 +94,7 @@ class ConfigSource(Protocol):
     def get_secret(self, key: str) -> pulumi.Output[str] | None: ...
 
 
-@dataclass(frozen=True)
-class ClusterSettings:
-    region: str
-    kubernetes_version: str | None
-    cni: str
-    system_node_size: str
-    system_node_count: int
-    gpu_node_size: str
-    gpu_node_count: int
-    api_allowed_cidrs: tuple[str, ...]
-    gpu_operator_version: str
-
-    @property
-    def gpu_size(self) -> catalog.NodeSize:
-        return catalog.SIZES[self.gpu_node_size]
-
-
-@dataclass(frozen=True)
-class StoreSettings:
-    region: str
-    max_size_gb: int
-    model_prefix: str
-    protect: bool
-
-
-@dataclass(frozen=True)
-class GitHubSettings:
-    owner: str
-    repository: str
-    environments: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RegistrySettings:
-    server: str
-    username: str
-    password: pulumi.Output[str] | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class ImageSettings:
-    build: bool
-    repository: str
-    platforms: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class PlatformSettings:
-    project: str
-    stack: str
-    environment: str
-    cluster: ClusterSettings
-    store: StoreSettings
-    model_namespace: str
-    github: GitHubSettings | None
-    registry: RegistrySettings
-    images: ImageSettings
-    models: tuple[ModelSettings, ...] = ()
-    model_images: Mapping[str, str] = field(default_factory=dict)
-    """Image refs (``modelCacheImage``, ``hfServerImage``) used when this stack does not build them."""
-    hf_token: pulumi.Output[str] | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def is_prod(self) -> bool:
-        return self.environment == "prod"
-
-    @property
-    def name_prefix(self) -> str:
-        """``{project}-{stack}``: the prefix of every physical name we choose."""
-        return f"{self.project}-{self.stack}"
-
-
-T = TypeVar("T")
-
-
-class _Reader:
-    """Reads raw config values with defaults and records problems instead of raising."""
-
-    def __init__(self, source: ConfigSource, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-
-    def fail(self, key: str, value: object, allowed: str, fix: str | None = None) -> None:
-        shown = json.dumps(value) if not isinstance(value, str) else repr(value)
-        fix = fix or f"pulumi config set {key} <value>"
-        self.problems.append(f"{PROJECT}:{key} = {shown}: {allowed}. Fix: {fix}")
-
-    def raw(self, key: str) -> Any:
-        text = self.source.get(key)
-        if text is None:
-            return DEFAULTS[key]
-        default = DEFAULTS[key]
-        if isinstance(default, (list, dict, bool, int)) and not isinstance(default, str):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError:
-                if isinstance(default, bool):
-                    return text  # validated (and rejected) by flag()
-                self.fail(key, text, f"must be JSON ({type(default).__name__})",
-                          f"pulumi config set --path {key} ... or edit Pulumi.<stack>.yaml")
-                return default
-        return text
-
-    def string(self, key: str, allowed: tuple[str, ...] | None = None, normalise: Callable[[str], str] = str) -> str:
-        value = self.raw(key)
-        if not isinstance(value, str):
-            self.fail(key, value, "must be a string")
-            return str(DEFAULTS[key])
-        value = normalise(value.strip())
-        if allowed is not None and value not in allowed:
-            self.fail(key, value, f"must be one of {', '.join(allowed)}",
-                      f"pulumi config set {key} {allowed[0]}")
-        return value
-
-    def integer(self, key: str, low: int, high: int) -> int:
-        value = self.raw(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            self.fail(key, value, f"must be a whole number between {low} and {high}")
-            return int(DEFAULTS[key])
-        if not low <= value <= high:
-            self.fail(key, value, f"must be between {low} and {high}", f"pulumi config set {key} {low}")
-        return int(value)
-
-    def flag(self, key: str) -> bool:
-        value = self.raw(key)
-        if not isinstance(value, bool):
-            self.fail(key, value, "must be true or false", f"pulumi config set {key} false")
-            return bool(DEFAULTS[key])
-        return value
-
-    def string_list(self, key: str) -> tuple[str, ...]:
-        value = self.raw(key)
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(key, value, "must be a list of strings",
-                      f"pulumi config set --path '{key}[0]' <value>")
-            return tuple(DEFAULTS[key])
-        return tuple(value)
-
-
-def _cluster(r: _Reader, environment: str) -> ClusterSettings:
+def _cluster(r: ConfigReader, environment: str) -> ClusterSettings:
     region = r.string("region", normalise=str.upper)
     if region not in catalog.REGIONS:
         r.fail("region", region, f"unknown Civo region; known: {', '.join(catalog.REGIONS)}",
@@ -245,7 +113,7 @@ def _cluster(r: _Reader, environment: str) -> ClusterSettings:
                    "'-gpu' k3s labels are rejected by pulumi-civo 2.4.8 (terraform-provider-civo v1.1.4); "
                    "GPU support comes from the NVIDIA GPU operator instead",
                    f"pulumi config set kubernetesVersion {catalog.DEFAULT_KUBERNETES_VERSION}")
-        elif not _K3S_VERSION.match(version):
+        elif not _K3S_VERSION.fullmatch(version):
             r.fail("kubernetesVersion", version, "must look like 1.32.5-k3s1 (a Civo k3s version label)",
                    f"pulumi config set kubernetesVersion {catalog.DEFAULT_KUBERNETES_VERSION}")
         elif version not in catalog.KUBERNETES_VERSIONS:
@@ -266,7 +134,7 @@ def _cluster(r: _Reader, environment: str) -> ClusterSettings:
         r.fail("gpuNodeSize", gpu_size, f"{why}; GPU sizes: {', '.join(catalog.GPU_SIZES)}",
                "pulumi config set gpuNodeSize an.g1.l40s.kube.x1")
 
-    cidrs = r.string_list("apiAllowedCidrs")
+    cidrs = r.strings("apiAllowedCidrs")
     if not cidrs:
         r.fail("apiAllowedCidrs", [], "must list at least one CIDR allowed to reach the Kubernetes API",
                "pulumi config set --path 'apiAllowedCidrs[0]' 203.0.113.0/24")
@@ -284,7 +152,7 @@ def _cluster(r: _Reader, environment: str) -> ClusterSettings:
                "to accept the risk explicitly")
 
     operator_version = r.string("gpuOperatorVersion")
-    if not re.match(r"^v\d+\.\d+\.\d+$", operator_version):
+    if not _OPERATOR_VERSION.fullmatch(operator_version):
         r.fail("gpuOperatorVersion", operator_version, "must be a chart version like v25.10.1",
                f"pulumi config set gpuOperatorVersion {catalog.GPU_OPERATOR_CHART_VERSION}")
 
@@ -301,22 +169,22 @@ def _cluster(r: _Reader, environment: str) -> ClusterSettings:
     )
 
 
-def _store(r: _Reader, region: str, environment: str) -> StoreSettings:
+def _store(r: ConfigReader, region: str, environment: str) -> StoreSettings:
     size = r.integer("bucketMaxSizeGb", BUCKET_SIZE_STEP_GB, BUCKET_MAX_GB)
     if size % BUCKET_SIZE_STEP_GB:
         r.fail("bucketMaxSizeGb", size, f"Civo sells object storage in steps of {BUCKET_SIZE_STEP_GB} GB",
                f"pulumi config set bucketMaxSizeGb {max(BUCKET_SIZE_STEP_GB, size // 500 * 500)}")
     prefix = r.string("modelPrefix")
-    if not _PREFIX.match(prefix) or prefix.startswith("/") or ".." in prefix.split("/"):
+    if not _PREFIX.fullmatch(prefix) or prefix.startswith("/") or ".." in prefix.split("/"):
         r.fail("modelPrefix", prefix, "must be a relative key prefix ending in '/', without '..'",
                "pulumi config set modelPrefix models/")
     protect = r.flag("protectData") or environment == "prod"
     return StoreSettings(region=region, max_size_gb=size, model_prefix=prefix, protect=protect)
 
 
-def _github(r: _Reader) -> GitHubSettings | None:
+def _github(r: ConfigReader) -> GitHubSettings | None:
     slug = r.string("githubRepository")
-    environments = r.string_list("githubEnvironments")
+    environments = r.strings("githubEnvironments")
     for env in environments:
         if env not in ENVIRONMENTS:
             r.fail("githubEnvironments", env, f"must be one of {', '.join(ENVIRONMENTS)}")
@@ -326,24 +194,24 @@ def _github(r: _Reader) -> GitHubSettings | None:
                    "pulumi config set githubRepository <owner>/<repo>")
         return None
     owner, _, repo = slug.partition("/")
-    if not (_GH_OWNER.match(owner) and _GH_REPO.match(repo) and repo not in (".", "..")):
+    if github_repository_problem(owner, repo):
         r.fail("githubRepository", slug, "must be <owner>/<repo> with GitHub's allowed characters",
                "pulumi config set githubRepository acme/gpu-platform")
     return GitHubSettings(owner=owner, repository=repo, environments=environments)
 
 
-def _registry(r: _Reader, source: ConfigSource) -> RegistrySettings:
+def _registry(r: ConfigReader, source: ConfigSource) -> RegistrySettings:
     server = r.string("registry", normalise=str.lower)
-    if not _REGISTRY_HOST.match(server):
+    if not _REGISTRY_HOST.fullmatch(server):
         r.fail("registry", server, "must be a registry host such as ghcr.io", "pulumi config set registry ghcr.io")
     return RegistrySettings(server=server, username=r.string("registryUsername"),
                             password=source.get_secret("registryPassword"))
 
 
-def _images(r: _Reader, registry: RegistrySettings) -> ImageSettings:
+def _images(r: ConfigReader, registry: RegistrySettings) -> ImageSettings:
     build = r.flag("buildImages")
     repository = r.string("imageRepository", normalise=str.lower)
-    if repository and not _IMAGE_REPO.match(repository):
+    if repository and not _IMAGE_REPO.fullmatch(repository):
         r.fail("imageRepository", repository, "must be <registry>/<path>, lower case, e.g. ghcr.io/acme/gpu-platform",
                "pulumi config set imageRepository ghcr.io/<owner>/gpu-platform")
     if build:
@@ -355,22 +223,45 @@ def _images(r: _Reader, registry: RegistrySettings) -> ImageSettings:
                    f"buildImages is true, so pushing to {registry.server} needs registryUsername and a secret "
                    "registryPassword",
                    "pulumi config set registryUsername <user> && pulumi config set --secret registryPassword <token>")
-    platforms = r.string_list("imagePlatforms")
+    platforms = r.strings("imagePlatforms")
     for platform in platforms:
-        if platform not in ("linux/amd64", "linux/arm64"):
-            r.fail("imagePlatforms", platform, "must be linux/amd64 or linux/arm64")
+        if platform not in PLATFORMS:
+            r.fail("imagePlatforms", platform, f"must be one of {', '.join(PLATFORMS)}",
+                   "pulumi config set --path 'imagePlatforms[0]' linux/amd64")
     return ImageSettings(build=build, repository=repository, platforms=platforms)
+
+
+def _model_images(r: ConfigReader, models: tuple[ModelSettings, ...], *, built: bool) -> dict[str, str]:
+    """``{image name: ref}`` from ``modelCacheImage``/``hfServerImage``: digest-pinned refs of images
+    built elsewhere (CI). Required when models need an image that this stack does not build."""
+    refs: dict[str, str] = {}
+    needed = {"model-cache"} if models else set()
+    if any(m.runtime == "hf-server" for m in models):
+        needed.add("hf-server")
+    for image, key in IMAGE_KEYS.items():
+        ref = r.string(key)
+        example = f"ghcr.io/<owner>/gpu-platform/{image}@sha256:<digest>"
+        if ref and not _DIGEST_REF.fullmatch(ref):
+            r.fail(key, ref, "must be a digest-pinned image ref (registry/path[:tag]@sha256:<64 hex>) so every "
+                   "pod runs the same bits", f"pulumi config set {key} {example}")
+        elif ref:
+            refs[image] = ref
+        elif image in needed and not built:
+            r.problems.append(f"{PROJECT}:{key} is not set, but the models need the {image} image and "
+                              f"buildImages is false. Fix: pulumi config set {key} {example} (the digest CI "
+                              "pushed), or set buildImages true")
+    return refs
 
 
 def load_settings(source: ConfigSource, *, project: str, stack: str) -> PlatformSettings:
     """Parse and validate every key; raise one :class:`SettingsError` listing all problems."""
     problems: list[str] = []
-    r = _Reader(source, problems)
+    r = ConfigReader.for_stack(source.get, DEFAULTS, problems, PROJECT)
     environment = r.string("environment", ENVIRONMENTS)
     cluster = _cluster(r, environment)
     store = _store(r, cluster.region, environment)
     namespace = r.string("modelNamespace")
-    if not _DNS_LABEL.match(namespace) or namespace.startswith("kube-"):
+    if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
         r.fail("modelNamespace", namespace, "must be a DNS label (a-z, 0-9, '-') not starting with 'kube-'",
                "pulumi config set modelNamespace models")
     github = _github(r)
@@ -382,13 +273,14 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
                         "HF_TOKEN. Fix: pulumi config set --secret hfToken <token>")
     if hf_token is None and images.build:
         problems.append(f"{PROJECT}:hfToken is not set, but buildImages is true and the Dockerfiles need it as "
-                        "the BuildKit secret hf_token (required=true). "
+                        f"the BuildKit secret {HF_TOKEN_SECRET_ID} (required=true). "
                         "Fix: pulumi config set --secret hfToken <token>")
-    models = parse_models(r.raw("models"), gpu_node_size=cluster.gpu_node_size,
-                          gpu_node_count=cluster.gpu_node_count, environment=environment,
+    models = parse_models(r.get("models"), gpu_node_size=cluster.gpu_node_size,
+                          # An invalid count is reported on its own: do not fit models to it.
+                          gpu_node_count=0 if "gpuNodeCount" in r.failed_keys else cluster.gpu_node_count,
+                          environment=environment,
                           hf_token_set=hf_token is not None, problems=problems, project=PROJECT)
-    model_images = parse_model_images({key: r.string(key) for key in ("modelCacheImage", "hfServerImage")},
-                                      models=models, built=images.build, problems=problems, project=PROJECT)
+    model_images = _model_images(r, models, built=images.build)
     if problems:
         raise SettingsError(problems)
     return PlatformSettings(

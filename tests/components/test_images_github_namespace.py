@@ -1,4 +1,4 @@
-"""ContainerImage, GitHubSecrets and PlatformSecrets on their own: what they refuse, before registering."""
+"""ContainerImage, GitHubSecrets and ModelNamespace on their own: what they refuse, before registering."""
 
 from __future__ import annotations
 
@@ -20,18 +20,14 @@ from components.images import (
     credential_like,
     validate,
 )
-from components.secrets import PlatformSecrets, PlatformSecretsArgs, dockerconfigjson
-from tools.plan_mocks import PlatformMocks, RecordingMonitor
+from components.model_namespace import ModelNamespace, ModelNamespaceArgs, dockerconfigjson
+from tests.support.mocks import fresh_monitor
 
 
 @pytest.fixture
 def monitor():
     """Fresh mocks with a recording monitor; the root resource reset so the stack is new."""
-    runtime_settings.set_root_resource(None)  # type: ignore[arg-type]
-    mocks = PlatformMocks("gpu-platform", "unit")
-    recording = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="gpu-platform", stack="unit", preview=False, monitor=recording)
-    yield recording
+    yield fresh_monitor("unit")
     runtime_settings.set_root_resource(None)  # type: ignore[arg-type]
 
 
@@ -118,7 +114,7 @@ def test_container_image_passes_secrets_only_as_buildkit_secrets(context: Path, 
 
 @pulumi.runtime.test
 def test_platform_secrets_outputs_are_names_and_secrets_stay_secret(monitor):
-    component = PlatformSecrets("t", PlatformSecretsArgs(
+    component = ModelNamespace("t", ModelNamespaceArgs(
         namespace="models", bucket="b", endpoint="https://e", prefix="models/",
         access_key_id=pulumi.Output.secret("AKIA"), secret_access_key="plain-looking-key",
         hf_token="hf_x", registry_server="ghcr.io", registry_username="u", registry_password="p"))
@@ -139,7 +135,7 @@ def test_platform_secrets_outputs_are_names_and_secrets_stay_secret(monitor):
 
 def test_platform_secrets_refuses_an_unknown_pod_security_level(monitor) -> None:
     with pytest.raises(ValueError, match="pod_security"):
-        PlatformSecrets("t", PlatformSecretsArgs(namespace="m", bucket="b", endpoint="e", prefix="p/",
+        ModelNamespace("t", ModelNamespaceArgs(namespace="m", bucket="b", endpoint="e", prefix="p/",
                                                  access_key_id="a", secret_access_key="s", pod_security="lax"))
     assert monitor.records == {}
 

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components import catalog
+from components.config import catalog
 from tools.offline_plan import PlanResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,7 +116,7 @@ def test_checkov_scanned_every_manifest(checkov_report) -> None:
 
 
 def test_every_checkov_skip_has_a_reason(checkov_report) -> None:
-    from components.model_deployment import CHECKOV_SKIPS
+    from components.model_pod import CHECKOV_SKIPS
 
     skipped = checkov_report["results"]["skipped_checks"]
     assert skipped, "expected the documented per-object skips"
@@ -146,7 +146,7 @@ def test_hf_token_reaches_only_the_downloading_container(plan_with) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_stack_exports_the_model_urls(stack_plan, stack: str) -> None:
-    from components import outputs as contract
+    from components.config import outputs as contract
 
     plan = stack_plan(stack)
     config = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]

@@ -1,6 +1,6 @@
 """The ``models`` stack config: one entry per served model, parsed and validated.
 
-``components/settings.py`` stays the one entry point: ``load_settings`` calls
+``components/config/settings.py`` stays the one entry point: ``load_settings`` calls
 :func:`parse_models`, which appends its problems to the same list as every other key, so a
 stack with a bad model entry and a bad region reports both before any resource is
 registered. Each problem names the entry (index and name), the field, the value, what is
@@ -35,13 +35,14 @@ One entry (``Pulumi.<stack>.yaml``; only ``name`` and ``repo`` are required)::
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
-from components import catalog
+from components.config import catalog
+from components.config.patterns import DNS_1035
+from components.config.reader import UNSET, ConfigReader, show
+from components.config.types import ModelSettings
 
 RUNTIMES: Final = ("vllm", "hf-server")
 QUANTIZATIONS: Final = ("none", "4bit")
@@ -59,13 +60,9 @@ MANAGED_VLLM_FLAGS: Final = ("--model", "--served-model-name", "--host", "--port
 #: hostPath node caches live under these roots only (never /, /etc, /var/run, ...).
 HOST_PATH_ROOTS: Final = ("/var/lib/", "/mnt/", "/data/")
 
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_REPO_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?$")
-_REVISION = re.compile(r"^[A-Za-z0-9._/-]{1,256}$")
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-_UNITS: Final = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-                 "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_REPO_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?")
+_REVISION = re.compile(r"[A-Za-z0-9._/-]{1,256}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 #: Field defaults; ``None`` means "not set".
 DEFAULTS: Final[dict[str, Any]] = {
@@ -94,135 +91,11 @@ DEFAULTS: Final[dict[str, Any]] = {
 FIELDS: Final = ("name", "repo", *DEFAULTS)
 
 
-@dataclass(frozen=True)
-class ModelSettings:
-    """One served model, validated. Quantities are Kubernetes quantity strings."""
-
-    name: str
-    repo: str
-    revision: str = "main"
-    runtime: str = "vllm"
-    gpus: int = 1
-    replicas: int = 1
-    max_model_len: int | None = None
-    extra_args: tuple[str, ...] = ()
-    quantization: str = "none"
-    allow_patterns: tuple[str, ...] = ()
-    ignore_patterns: tuple[str, ...] = ()
-    cpu: str = "4"
-    memory: str = "32Gi"
-    shm_size: str = "8Gi"
-    cache: str = "emptyDir"
-    cache_size: str = "100Gi"
-    host_path: str | None = None
-    warm_cache: bool = True
-    max_surge: int = 0
-    max_unavailable: int = 1
-    termination_grace_period_seconds: int = 120
-    startup_timeout_seconds: int = 1800
-    gated: bool = False
-
-
-def parse_quantity(text: str) -> Decimal:
-    """A Kubernetes quantity ("500m", "4", "32Gi", "1.5G") as a number of base units."""
-    match = _QUANTITY.match(text)
-    if not match:
-        raise ValueError(text)
-    number, unit = Decimal(match.group(1)), match.group(2)
-    if unit == "m":
-        return number / 1000
-    return number * _UNITS[unit]
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "(not set)"
-
-
-UNSET: Final = _Unset()
-
-
-def _show(value: object) -> str:
-    if value is UNSET:
-        return "(not set)"
-    return repr(value) if isinstance(value, str) else json.dumps(value)
-
-
-class _Entry:
-    """Collects the problems of one ``models[i]`` entry, each naming the entry and the field."""
-
-    def __init__(self, index: int, raw: dict[str, Any], problems: list[str], project: str) -> None:
-        self.index = index
-        self.raw = raw
-        self.problems = problems
-        self.project = project
-        name = raw.get("name")
-        self.label = f"models[{index}]" + (f" (name {name!r})" if isinstance(name, str) and name else "")
-        self.failed = False
-
-    def fail(self, field: str, value: object, why: str, fix: str) -> None:
-        self.failed = True
-        self.problems.append(f"{self.project}:{self.label}: {field} = {_show(value)}: {why}. Fix: {fix}")
-
-    def get(self, field: str) -> Any:
-        return self.raw.get(field, DEFAULTS.get(field))
-
-    def integer(self, field: str, low: int, high: int, why: str = "") -> int:
-        value = self.get(field)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            self.fail(field, value, f"must be a whole number between {low} and {high}",
-                      f"set models[{self.index}].{field} to a number in that range")
-            return int(DEFAULTS[field] or low)
-        if not low <= value <= high:
-            self.fail(field, value, why or f"must be between {low} and {high}",
-                      f"set models[{self.index}].{field} between {low} and {high}")
-            return int(min(max(value, low), high))  # clamped, so later checks do not repeat this one
-        return int(value)
-
-    def choice(self, field: str, allowed: tuple[str, ...]) -> str:
-        value = self.get(field)
-        if value not in allowed:
-            self.fail(field, value, f"must be one of {', '.join(allowed)}",
-                      f"set models[{self.index}].{field} to {allowed[0]}")
-            return str(DEFAULTS[field])
-        return value
-
-    def flag(self, field: str) -> bool:
-        value = self.get(field)
-        if not isinstance(value, bool):
-            self.fail(field, value, "must be true or false", f"set models[{self.index}].{field} to true or false")
-            return bool(DEFAULTS[field])
-        return value
-
-    def strings(self, field: str) -> tuple[str, ...]:
-        value = self.get(field)
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.fail(field, value, "must be a list of non-empty strings",
-                      f"write models[{self.index}].{field} as a YAML list, e.g. [\"*.safetensors\", \"*.json\"]")
-            return ()
-        return tuple(value)
-
-    def quantity(self, field: str, low: Decimal, high: Decimal, unit: str, what: str) -> tuple[str, Decimal]:
-        value = self.get(field)
-        text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-        try:
-            amount = parse_quantity(text) if isinstance(text, str) else None
-        except (ValueError, InvalidOperation):
-            amount = None
-        if amount is None:
-            self.fail(field, value, f"must be a Kubernetes quantity such as {unit}",
-                      f"set models[{self.index}].{field} to e.g. {unit!r}")
-            return str(DEFAULTS[field]), parse_quantity(str(DEFAULTS[field]))
-        if not low <= amount <= high:
-            self.fail(field, value, what, f"set models[{self.index}].{field} within that bound")
-        return text, amount
-
-
 def parse_models(raw: Any, *, gpu_node_size: str, gpu_node_count: int, environment: str,
                  hf_token_set: bool, problems: list[str], project: str = "gpu-platform") -> tuple[ModelSettings, ...]:
     """Validate the ``models`` list; append one problem per bad field; return the good entries."""
     if not isinstance(raw, list):
-        problems.append(f"{project}:models = {_show(raw)}: must be a list of model objects (name, repo, ...). "
+        problems.append(f"{project}:models = {show(raw)}: must be a list of model objects (name, repo, ...). "
                         "Fix: write gpu-platform:models as a YAML list in Pulumi.<stack>.yaml")
         return ()
     size = catalog.SIZES.get(gpu_node_size)
@@ -232,11 +105,11 @@ def parse_models(raw: Any, *, gpu_node_size: str, gpu_node_count: int, environme
     seen: dict[str, int] = {}
     for index, item in enumerate(raw):
         if not isinstance(item, dict):
-            problems.append(f"{project}:models[{index}] = {_show(item)}: must be an object with at least name "
+            problems.append(f"{project}:models[{index}] = {show(item)}: must be an object with at least name "
                             "and repo. Fix: write it as `- name: my-model` / `  repo: owner/name`")
             continue
-        model = _parse_entry(_Entry(index, item, problems, project), size, gpu_node_size, environment,
-                             hf_token_set, seen)
+        reader = ConfigReader.for_entry("models", index, item, DEFAULTS, problems, project)
+        model = _parse_entry(reader, item, index, size, gpu_node_size, environment, hf_token_set, seen)
         if model is not None:
             models.append(model)
     if size is not None and models and gpu_node_count >= 1:  # an invalid count is reported on its own
@@ -251,19 +124,19 @@ def parse_models(raw: Any, *, gpu_node_size: str, gpu_node_count: int, environme
     return tuple(models)
 
 
-def _parse_entry(e: _Entry, size: catalog.NodeSize | None, gpu_node_size: str, environment: str,
-                 hf_token_set: bool, seen: dict[str, int]) -> ModelSettings | None:
-    i = e.index
-    for key in e.raw:
+def _parse_entry(e: ConfigReader, raw: dict[str, Any], i: int, size: catalog.NodeSize | None,
+                 gpu_node_size: str, environment: str, hf_token_set: bool,
+                 seen: dict[str, int]) -> ModelSettings | None:
+    for key, value in raw.items():
         if key not in FIELDS:
-            e.fail(key, e.raw[key], f"unknown field; known fields: {', '.join(FIELDS)}",
+            e.fail(key, value, f"unknown field; known fields: {', '.join(FIELDS)}",
                    f"remove models[{i}].{key} or correct its spelling")
 
-    name = e.raw.get("name")
+    name = raw.get("name")
     if not isinstance(name, str) or not name:
         e.fail("name", name, "is required", f"set models[{i}].name, e.g. qwen-small")
         name = f"model-{i}"
-    elif not _DNS_1035.match(name) or len(name) > MAX_NAME_LENGTH:
+    elif not DNS_1035.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
         e.fail("name", name, f"must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters (lower-case "
                "letters, digits and '-', starting with a letter): it names the Service and its URL",
                f"set models[{i}].name to e.g. {re.sub(r'[^a-z0-9-]+', '-', name.lower()).strip('-') or 'model'}")
@@ -273,7 +146,7 @@ def _parse_entry(e: _Entry, size: catalog.NodeSize | None, gpu_node_size: str, e
     else:
         seen[name] = i
 
-    repo = e.raw.get("repo")
+    repo = raw.get("repo")
     if not isinstance(repo, str) or not repo:
         e.fail("repo", repo, "is required: the Hugging Face repo id owner/name",
                f"set models[{i}].repo, e.g. Qwen/Qwen2.5-0.5B-Instruct")
@@ -285,8 +158,8 @@ def _parse_entry(e: _Entry, size: catalog.NodeSize | None, gpu_node_size: str, e
                    f"set models[{i}].repo to owner/name, e.g. Qwen/Qwen2.5-0.5B-Instruct")
 
     revision = e.get("revision")
-    explicit_revision = "revision" in e.raw
-    if not isinstance(revision, str) or not _REVISION.match(revision) or ".." in revision \
+    explicit_revision = e.given("revision")
+    if not isinstance(revision, str) or not _REVISION.fullmatch(revision) or ".." in revision \
             or revision.startswith("/") or revision.endswith("/"):
         e.fail("revision", revision, "must be a branch, tag or 40-hex commit sha (letters, digits, '.', '_', "
                "'-', '/'; no '..')", f"set models[{i}].revision to the commit sha of the snapshot to serve")
@@ -297,11 +170,11 @@ def _parse_entry(e: _Entry, size: catalog.NodeSize | None, gpu_node_size: str, e
                "prod must pin the weights it serves: a 40-hex commit sha or a tag, not a moving branch",
                f"set models[{i}].revision to the commit sha shown on the repo's 'Files' tab (huggingface.co/"
                f"{repo or 'owner/name'}/commits/main)")
-    elif re.fullmatch(r"[0-9A-Fa-f]{40}", revision) and not _COMMIT.match(revision):
+    elif re.fullmatch(r"[0-9A-Fa-f]{40}", revision) and not _COMMIT.fullmatch(revision):
         e.fail("revision", revision, "a commit sha must be lower-case hex", f"set models[{i}].revision to "
                f"{revision.lower()}")
 
-    runtime = e.choice("runtime", RUNTIMES)
+    runtime = e.string("runtime", RUNTIMES)
 
     max_gpus = size.gpu_count if size else 8
     gpus = e.get("gpus")
@@ -337,7 +210,7 @@ def _parse_entry(e: _Entry, size: catalog.NodeSize | None, gpu_node_size: str, e
             e.fail("extraArgs", arg, f"{flag} is set by ModelDeployment from the model's fields",
                    f"remove it from models[{i}].extraArgs (use name, gpus or maxModelLen)")
 
-    quantization = e.choice("quantization", QUANTIZATIONS)
+    quantization = e.string("quantization", QUANTIZATIONS)
     if quantization != "none" and runtime != "hf-server":
         e.fail("quantization", quantization, "only hf-server takes it; for vllm pass --quantization in extraArgs",
                f"remove models[{i}].quantization")
@@ -366,7 +239,7 @@ def _parse_entry(e: _Entry, size: catalog.NodeSize | None, gpu_node_size: str, e
         e.fail("shmSize", shm, f"the memory-backed /dev/shm counts against the container's memory ({memory}), "
                "so it must be smaller", f"lower models[{i}].shmSize or raise models[{i}].memory")
 
-    cache = e.choice("cache", CACHE_KINDS)
+    cache = e.string("cache", CACHE_KINDS)
     cache_size, _ = e.quantity("cacheSize", Decimal(2**30), node_disk, "100Gi",
                                f"must be between 1Gi and the {size.disk_gb if size else '?'} GB disk of a "
                                f"{gpu_node_size} node")
@@ -420,49 +293,7 @@ def _repo_problem(repo: str) -> str | None:
         return "'..' and '--' are not allowed"
     if repo.count("/") != 1:
         return "expected exactly one '/' (owner/name)"
-    owner, name = repo.split("/")
-    if not (_REPO_PART.match(owner) and _REPO_PART.match(name)) or name.endswith(".git"):
+    parts = repo.split("/")
+    if not all(_REPO_PART.fullmatch(part) for part in parts) or parts[-1].endswith(".git"):
         return "owner and name may use letters, digits, '-', '_' and '.' only"
     return None
-
-
-#: Config keys of the images model workloads run when this stack does not build them.
-IMAGE_KEYS: Final = {"model-cache": "modelCacheImage", "hf-server": "hfServerImage"}
-_DIGEST_REF = re.compile(r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$")
-
-
-def parse_model_images(configured: dict[str, str], *, models: tuple[ModelSettings, ...], built: bool,
-                       problems: list[str], project: str = "gpu-platform") -> dict[str, str]:
-    """``{image name: ref}`` from ``modelCacheImage``/``hfServerImage``: digest-pinned refs of images
-    built elsewhere (CI). Required when models need an image that this stack does not build."""
-    refs: dict[str, str] = {}
-    needed = {"model-cache"} if models else set()
-    if any(m.runtime == "hf-server" for m in models):
-        needed.add("hf-server")
-    for image, key in IMAGE_KEYS.items():
-        ref = (configured.get(key) or "").strip()
-        if ref and not _DIGEST_REF.match(ref):
-            problems.append(f"{project}:{key} = {ref!r}: must be a digest-pinned image ref "
-                            "(registry/path[:tag]@sha256:<64 hex>) so every pod runs the same bits. "
-                            f"Fix: pulumi config set {key} ghcr.io/<owner>/gpu-platform/{image}@sha256:<digest>")
-        elif ref:
-            refs[image] = ref
-        elif image in needed and not built:
-            problems.append(f"{project}:{key} is not set, but the models need the {image} image and buildImages is "
-                            f"false. Fix: pulumi config set {key} ghcr.io/<owner>/gpu-platform/{image}@sha256:<digest> "
-                            "(the digest CI pushed), or set buildImages true")
-    return refs
-
-
-def node_cache_models(models: tuple[ModelSettings, ...]) -> list[str]:
-    """Models that opt into the hostPath node cache (docs/models.md, "The node cache")."""
-    return [m.name for m in models if m.cache == "hostPath"]
-
-
-def pod_security_level(models: tuple[ModelSettings, ...]) -> str:
-    """The model namespace's Pod Security level: "restricted" unless a model needs hostPath.
-
-    "restricted" (and "baseline") forbid hostPath volumes, so a node cache lowers the namespace
-    to "privileged"; the program warns about it on every preview.
-    """
-    return "privileged" if node_cache_models(models) else "restricted"

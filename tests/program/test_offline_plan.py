@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import outputs as contract
+from components.config import outputs as contract
 
 REPO = Path(__file__).resolve().parents[2]
 CANARY_TOKEN = "hf_canaryOfflinePlanToken0123456789abcdef"

@@ -1,4 +1,4 @@
-"""Secrets end to end in the real program under mocks (the offline plan): PlatformSecrets,
+"""Secrets end to end in the real program under mocks (the offline plan): ModelNamespace,
 GitHubSecrets and the images, with canary secret config that must never show in clear."""
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from collections.abc import Callable
 import pytest
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
-from components import outputs as contract
-from components.settings import SettingsError
+from components.config import outputs as contract
+from components.config.settings import SettingsError
+from tests.support.canary import CANARY_CONFIG, CANARY_HF_TOKEN, CANARY_REGISTRY_PASSWORD
 from tools.offline_plan import PlanResult, format_tree, run_plan
 
-CANARY_TOKEN = "hf_canary_wiredProgram0123456789abcdef"  # pragma: allowlist secret
-CANARY_REGISTRY = "ghp_canaryRegistryWired0123456789abcdef"  # pragma: allowlist secret
-CANARIES = {"hfToken": CANARY_TOKEN, "registryPassword": CANARY_REGISTRY}
+CANARY_TOKEN = CANARY_HF_TOKEN
+CANARY_REGISTRY = CANARY_REGISTRY_PASSWORD
+CANARIES = CANARY_CONFIG
 SECRET = "kubernetes:core/v1:Secret"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -68,7 +69,7 @@ def test_model_namespace_enforces_restricted_pod_security(plans) -> None:
 def test_every_object_is_a_labelled_child_on_the_cluster_provider(plans) -> None:
     plan = plans()
     provider = plan.one("pulumi:providers:kubernetes")
-    children = _owned_by(plan, "PlatformSecrets")
+    children = _owned_by(plan, "ModelNamespace")
     assert {r.type for r in children} == {NAMESPACE, SECRET, CONFIGMAP}
     for record in children:
         assert record.provider.startswith(provider.urn), record.name

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from components.cluster import gpu_node_selector, gpu_tolerations
-from components.model_deployment import PORT, VLLM_IMAGE, ModelDeployment, ModelDeploymentArgs
-from tests.models.harness import (
+from components.model_deployment import ModelDeployment, ModelDeploymentArgs
+from components.model_pod import PORT, VLLM_IMAGE, PodSources
+from tests.support.model_harness import (
     HF_SECRET,
     HF_SERVER_IMAGE,
     MODEL_CACHE_IMAGE,
@@ -253,12 +254,11 @@ def test_new_revision_rolls_the_pods(default) -> None:
 
 
 def test_misuse_is_refused_with_a_clear_error() -> None:
-    args = ModelDeploymentArgs(model=model(runtime="hf-server"), namespace="m", s3_secret_name="s",
-                               store_config_name="c", model_cache_image="i")
+    sources = PodSources(s3_secret_name="s", store_config_name="c", model_cache_image="i")
+    args = ModelDeploymentArgs(model=model(runtime="hf-server"), namespace="m", sources=sources)
     with pytest.raises(ValueError, match="hf_server_image"):
         ModelDeployment("x", args)
-    args = ModelDeploymentArgs(model=model(gated=True), namespace="m", s3_secret_name="s",
-                               store_config_name="c", model_cache_image="i")
+    args = ModelDeploymentArgs(model=model(gated=True), namespace="m", sources=sources)
     with pytest.raises(ValueError, match="gated"):
         ModelDeployment("x", args)
 

@@ -4,14 +4,14 @@ reported with all other config problems before any resource is registered."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
-import pulumi
 import pytest
 
-from components.model_settings import ModelSettings, parse_quantity
-from components.settings import SettingsError, load_settings
+from components.config.settings import SettingsError
+from components.config.types import ModelSettings
+from components.kubernetes import parse_quantity
+from tests.support.config import load as load_values
 
 SHA = "a09a35458c702b33eeacc393d103063234e8bc28"
 CACHE_IMAGE = "ghcr.io/acme/gpu-platform/model-cache@sha256:" + "1" * 64
@@ -19,24 +19,9 @@ HF_IMAGE = "ghcr.io/acme/gpu-platform/hf-server:v1@sha256:" + "2" * 64
 PROD = {"environment": "prod", "apiAllowedCidrs": ["198.51.100.0/24"]}
 
 
-class DictConfig:
-    """A ConfigSource over plain values, JSON-encoded the way the Pulumi CLI hands them over."""
-
-    def __init__(self, values: dict[str, Any], secrets: dict[str, str] | None = None) -> None:
-        self.values = values
-        self.secrets = secrets or {}
-
-    def get(self, key: str) -> str | None:
-        value = self.values.get(key)
-        return None if value is None else value if isinstance(value, str) else json.dumps(value)
-
-    def get_secret(self, key: str) -> pulumi.Output[str] | None:
-        return pulumi.Output.secret(self.secrets[key]) if key in self.secrets else None
-
-
 def load(models: Any, base: dict[str, Any] | None = None, secrets: dict[str, str] | None = None):
     values = {"modelCacheImage": CACHE_IMAGE, "hfServerImage": HF_IMAGE, **(base or {}), "models": models}
-    return load_settings(DictConfig(values, secrets), project="gpu-platform", stack="test")
+    return load_values(values, secrets)
 
 
 def problems(models: Any, base: dict[str, Any] | None = None, secrets: dict[str, str] | None = None) -> list[str]:

@@ -1,6 +1,6 @@
 """Run ModelDeployment alone under the offline plan's mocks, with literal Secret/ConfigMap names.
 
-The component takes its inputs by name, so these tests need neither PlatformSecrets nor the
+The component takes its inputs by name, so these tests need neither ModelNamespace nor the
 cluster: they register one ModelDeployment and read back what each Kubernetes object got.
 """
 
@@ -9,15 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-import pulumi
-from pulumi.runtime import settings as runtime_settings
-from pulumi.runtime.sync_await import _sync_await
-
 from components.cluster import gpu_node_selector, gpu_tolerations
+from components.config.types import ModelSettings
 from components.model_deployment import ModelDeployment, ModelDeploymentArgs
-from components.model_settings import ModelSettings
+from components.model_pod import PodSources
+from tests.support.mocks import register, resolve
 from tools.offline_plan import is_kubernetes_object, render_manifest
-from tools.plan_mocks import PlatformMocks, RecordingMonitor, ResourceRecord
+from tools.plan_mocks import ResourceRecord
 
 NAMESPACE = "models"
 S3_SECRET = "s3-credentials-abc"
@@ -55,13 +53,7 @@ class Rendered:
 
 def render(model: ModelSettings = SMALL, **overrides: Any) -> Rendered:
     """Register one ModelDeployment under mocks and return what the engine saw."""
-    mocks = PlatformMocks("gpu-platform", "test")
-    monitor = RecordingMonitor(mocks)
-    runtime_settings.set_root_resource(None)  # type: ignore[arg-type]
-    pulumi.runtime.set_mocks(mocks, project="gpu-platform", stack="test", preview=False, monitor=monitor)
-    args = ModelDeploymentArgs(
-        model=model,
-        namespace=NAMESPACE,
+    sources = PodSources(
         s3_secret_name=S3_SECRET,
         store_config_name=STORE_CONFIG,
         model_cache_image=MODEL_CACHE_IMAGE,
@@ -71,16 +63,10 @@ def render(model: ModelSettings = SMALL, **overrides: Any) -> Rendered:
         node_selector=gpu_node_selector(),
         tolerations=gpu_tolerations(),
     )
-    for key, value in overrides.items():
-        setattr(args, key, value)
-    holder: dict[str, Any] = {}
-
-    def program() -> None:
-        holder["md"] = ModelDeployment(f"model-{model.name}", args)  # as __main__.py names it
-
-    _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
-    url = _sync_await(holder["md"].url.future())
-    return Rendered([monitor.records[u] for u in monitor.order], url)
+    args = ModelDeploymentArgs(model=model, namespace=NAMESPACE, sources=replace(sources, **overrides))
+    deployment, records = register(lambda: ModelDeployment(f"model-{model.name}", args),  # as __main__.py names it
+                                   stack="test")
+    return Rendered(records, resolve(deployment.url))
 
 
 def model(**changes: Any) -> ModelSettings:

@@ -1,7 +1,12 @@
-"""PlatformSecrets: the model namespace and every Kubernetes Secret/ConfigMap the workloads read.
+"""ModelNamespace: the model namespace, its Pod Security level, and every Secret/ConfigMap the
+workloads read.
+
+Formerly ``PlatformSecrets``: the component type carries an alias to that name, so a live stack
+keeps every object (no replacement) across the rename.
 
 - The namespace enforces Pod Security Admission ``restricted`` (the model workloads run as
-  non-root with no extra capabilities), and also audits and warns at that level.
+  non-root with no extra capabilities), and also audits and warns at that level; ``privileged``
+  only when a model opts into the hostPath node cache.
 - S3 credentials, the Hugging Face token and the registry pull secret are Kubernetes Secrets
   whose data is a Pulumi secret end to end: wrapped with ``Output.secret`` here even where the
   SDK already marks ``stringData`` (mocks do not apply the SDK's marking, and a wrapper costs
@@ -21,7 +26,7 @@ from typing import Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.labels import standard_labels
+from components.kubernetes import standard_labels
 
 PSA_LEVELS: Final = ("privileged", "baseline", "restricted")
 S3_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"
@@ -30,10 +35,12 @@ HF_TOKEN_KEY: Final = "HF_TOKEN"
 S3_ENDPOINT_URL: Final = "S3_ENDPOINT_URL"
 S3_BUCKET: Final = "S3_BUCKET"
 S3_PREFIX: Final = "S3_PREFIX"
+#: The component's type before the rename; the alias keeps live stacks' URNs.
+FORMER_TYPE: Final = "gpu-platform:index:PlatformSecrets"
 
 
 @dataclass
-class PlatformSecretsArgs:
+class ModelNamespaceArgs:
     """What the secrets need. Pass the cluster's k8s provider in ``opts`` (``provider=`` or ``providers=``)."""
 
     namespace: str
@@ -59,7 +66,7 @@ def dockerconfigjson(server: str, username: str, password: str) -> str:
                       sort_keys=True)
 
 
-class PlatformSecrets(pulumi.ComponentResource):
+class ModelNamespace(pulumi.ComponentResource):
     """The model namespace, its Secrets (S3, HF token, registry pull) and the store ConfigMap."""
 
     namespace: pulumi.Output[str]
@@ -68,11 +75,13 @@ class PlatformSecrets(pulumi.ComponentResource):
     store_config_name: pulumi.Output[str]
     pull_secret_name: pulumi.Output[str] | None
 
-    def __init__(self, name: str, args: PlatformSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: ModelNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if args.pod_security not in PSA_LEVELS:
-            raise ValueError(f"PlatformSecrets pod_security {args.pod_security!r}: must be one of "
+            raise ValueError(f"ModelNamespace pod_security {args.pod_security!r}: must be one of "
                              f"{', '.join(PSA_LEVELS)}")
-        super().__init__("gpu-platform:index:PlatformSecrets", name, None, opts)
+        renamed = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=FORMER_TYPE)])
+        super().__init__("gpu-platform:index:ModelNamespace", name, None,
+                         pulumi.ResourceOptions.merge(opts, renamed))
         child = pulumi.ResourceOptions(parent=self)
         psa = {f"pod-security.kubernetes.io/{mode}": args.pod_security for mode in ("enforce", "audit", "warn")}
         psa |= {f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")}

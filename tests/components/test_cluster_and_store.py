@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pulumi
 import pytest
 from pulumi.runtime.rpc import is_rpc_secret
 
-from components import catalog
 from components.cluster import gpu_operator_values
+from components.config import catalog
 from components.model_store import normalise_endpoint
+from tests.support.mocks import is_secret, register
 from tools.offline_plan import PlanResult
 
 NODE_POOL = "civo:index/kubernetesNodePool:KubernetesNodePool"
@@ -163,30 +163,24 @@ def test_endpoint_normalisation(bucket_url: str | None, expected: str) -> None:
     assert normalise_endpoint(bucket_url, "FRA1") == expected
 
 
-@pulumi.runtime.test
-def test_model_store_secret_outputs_are_secret_on_the_component() -> pulumi.Output:
+def test_model_store_secret_outputs_are_secret_on_the_component() -> None:
     """Directly on the component: the wrapped credential outputs read as secret."""
+    from components.config.types import StoreSettings
     from components.model_store import ModelStore, ModelStoreArgs
-    from components.settings import StoreSettings
-    from tools.plan_mocks import PlatformMocks
 
-    pulumi.runtime.set_mocks(PlatformMocks("gpu-platform", "unit"), project="gpu-platform", stack="unit")
-    store = ModelStore("unit", ModelStoreArgs(StoreSettings("LON1", 500, "models/", True), "gpu-platform-unit"))
-
-    async def check() -> None:
-        assert await store.secret_access_key.is_secret()
-        assert await store.access_key_id.is_secret()
-        assert not await store.bucket.is_secret()
-
-    return pulumi.Output.from_input(check())
+    store, _ = register(lambda: ModelStore(
+        "unit", ModelStoreArgs(StoreSettings("LON1", 500, "models/", True), "gpu-platform-unit")))
+    assert is_secret(store.secret_access_key)
+    assert is_secret(store.access_key_id)
+    assert not is_secret(store.bucket)
 
 
 _NO_GPU_ACCOUNT_PROGRAM = """
 import sys
 import pulumi
 from components.cluster import GpuCluster, GpuClusterArgs
-from components.settings import ClusterSettings
-from tools.plan_mocks import PlatformMocks
+from components.config.types import ClusterSettings
+from tools.plan_mocks import PlatformMocks, install_mocks, run_program
 
 
 class NoGpuAccount(PlatformMocks):
@@ -199,17 +193,16 @@ class NoGpuAccount(PlatformMocks):
         return result or {"versions": []}
 
 
-@pulumi.runtime.test
 def program():
-    pulumi.runtime.set_mocks(NoGpuAccount("gpu-platform", "unit"), project="gpu-platform", stack="unit")
     version = sys.argv[1] or None
     settings = ClusterSettings("LON1", version, "cilium", "g4s.kube.medium", 1,
                                "an.g1.l40s.kube.x1", 1, ("192.0.2.0/24",), "v25.10.1")
-    return GpuCluster("unit", GpuClusterArgs(settings, "gpu-platform-unit")).cluster_id
+    pulumi.export("clusterId", GpuCluster("unit", GpuClusterArgs(settings, "gpu-platform-unit")).cluster_id)
 
 
+install_mocks(NoGpuAccount("gpu-platform", "unit"), project="gpu-platform", stack="unit")
 try:
-    program()
+    run_program(program)
 except ValueError as exc:
     print(str(exc).splitlines()[-1])
     sys.exit(3)

@@ -3,45 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 import yaml
 
-from components import catalog
-from components.settings import DEFAULTS, SettingsError, load_settings
+from components.config import catalog
+from components.config.settings import DEFAULTS, SettingsError
+from tests.support.config import load, problems_of
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class DictConfig:
-    """A ConfigSource over plain values, encoded the way the Pulumi CLI hands them over."""
-
-    def __init__(self, values: dict[str, Any], secrets: dict[str, str] | None = None) -> None:
-        self.values = values
-        self.secrets = secrets or {}
-
-    def get(self, key: str) -> str | None:
-        if key not in self.values:
-            return None
-        value = self.values[key]
-        return value if isinstance(value, str) else json.dumps(value)
-
-    def get_secret(self, key: str) -> pulumi.Output[str] | None:
-        return pulumi.Output.secret(self.secrets[key]) if key in self.secrets else None
-
-
-def load(values: dict[str, Any], secrets: dict[str, str] | None = None):
-    return load_settings(DictConfig(values, secrets), project="gpu-platform", stack="test")
-
-
-def problems_of(values: dict[str, Any], secrets: dict[str, str] | None = None) -> list[str]:
-    with pytest.raises(SettingsError) as caught:
-        load(values, secrets)
-    return caught.value.problems
 
 
 def test_defaults_make_a_valid_dev_stack() -> None:

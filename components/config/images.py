@@ -1,0 +1,47 @@
+"""The platform's images, written once: which exist, where they build from, the platforms an image
+may target, the config keys that pin refs built elsewhere, and the BuildKit secret ids.
+
+Data only: the stack settings validate against it, ``ContainerImage`` builds from it,
+``scripts/build-image.sh`` and the image leak test read the same list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+#: Platforms an image may be built for.
+PLATFORMS: Final = ("linux/amd64", "linux/arm64")
+#: The BuildKit secret id the Dockerfiles read the Hugging Face token from (``RUN --mount=type=secret,id=...``).
+HF_TOKEN_SECRET_ID: Final = "hf_token"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image of the platform: where its context and Dockerfile live (relative to the project)."""
+
+    name: str
+    context: str
+    dockerfile: str
+    config_key: str
+    """The stack config key that pins a digest built elsewhere (when this stack does not build it)."""
+    build_args: Mapping[str, str] = field(default_factory=dict)
+
+
+#: The platform's images. Both Dockerfiles need the ``hf_token`` BuildKit secret (required=true).
+PLATFORM_IMAGES: Final = (
+    ImageSpec("model-cache", "images/model-cache", "images/model-cache/Dockerfile", "modelCacheImage"),
+    ImageSpec("hf-server", "images/hf-server", "images/hf-server/Dockerfile.hf", "hfServerImage"),
+)
+#: Config keys of the images model workloads run when this stack does not build them.
+IMAGE_KEYS: Final = {spec.name: spec.config_key for spec in PLATFORM_IMAGES}
+
+
+def image_names() -> list[str]:
+    """The names ``scripts/build-image.sh`` accepts (``python -m components.config.images``)."""
+    return [spec.name for spec in PLATFORM_IMAGES]
+
+
+if __name__ == "__main__":
+    print("\n".join(image_names()))

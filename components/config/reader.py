@@ -1,0 +1,210 @@
+"""One problem-collecting reader for every configuration object.
+
+The stack's own keys (``gpu-platform:region``) and each entry of a list key
+(``gpu-platform:models[0]``) are read the same way: a value or its default, checked against
+what is allowed, and every problem recorded, never raised, so that one run reports them all.
+Each problem names where it is, the value, what is allowed and the fix::
+
+    gpu-platform:gpuNodeCount = 0: must be between 1 and 20. Fix: pulumi config set gpuNodeCount 1
+    gpu-platform:models[0] (name 'qwen'): gpus = 0: must be ... Fix: set models[0].gpus to 1
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from components.kubernetes import parse_quantity
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "(not set)"
+
+
+UNSET: Final = _Unset()
+"""A key that is absent (distinct from an explicit ``null``)."""
+
+
+def show(value: object) -> str:
+    """A value as a problem line shows it: strings quoted, everything else as JSON."""
+    if value is UNSET:
+        return "(not set)"
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def is_number(value: object) -> bool:
+    """A finite int or float (``bool`` is not a number here; NaN and infinities are not either)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value)
+
+
+class ConfigReader:
+    """Reads the fields of one configuration object and records what is wrong with them.
+
+    Build one with :meth:`for_stack` (the project's keys, JSON-encoded strings as the Pulumi CLI
+    hands them over) or :meth:`for_entry` (one already-parsed object of a list key).
+    """
+
+    def __init__(self, *, lookup: Callable[[str], Any], defaults: Mapping[str, Any], problems: list[str],
+                 project: str, scope: str, set_hint: Callable[[str, str], str], list_hint: Callable[[str], str],
+                 split_commas: bool) -> None:
+        self._lookup = lookup
+        self.defaults = defaults
+        self.problems = problems
+        self.project = project
+        self.scope = scope
+        self._set_hint = set_hint
+        self._list_hint = list_hint
+        self._split_commas = split_commas
+        self.failed_keys: set[str] = set()
+
+    # ---- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def for_stack(cls, get: Callable[[str], str | None], defaults: Mapping[str, Any], problems: list[str],
+                  project: str) -> ConfigReader:
+        """The project's own keys: ``get(key)`` returns the CLI's string (JSON for non-strings) or None."""
+        reader: ConfigReader
+
+        def lookup(key: str) -> Any:
+            text = get(key)
+            if text is None:
+                return UNSET
+            default = defaults.get(key)
+            if isinstance(default, str) or default is None:
+                return text
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                if isinstance(default, bool):
+                    return text  # refused, with the right message, by flag()
+                reader.fail(key, text, f"must be JSON ({type(default).__name__})",
+                            f"pulumi config set --path {key} ... or edit Pulumi.<stack>.yaml")
+                return UNSET
+
+        reader = cls(lookup=lookup, defaults=defaults, problems=problems, project=project, scope="",
+                     set_hint=lambda key, example: f"pulumi config set {key} {example}",
+                     list_hint=lambda key: f"pulumi config set --path '{key}[0]' <value>",
+                     split_commas=True)
+        return reader
+
+    @classmethod
+    def for_entry(cls, list_key: str, index: int, raw: Mapping[str, Any], defaults: Mapping[str, Any],
+                  problems: list[str], project: str) -> ConfigReader:
+        """One object of a list key (``models[i]``), named by its index and, when it has one, its name."""
+        name = raw.get("name")
+        scope = f"{list_key}[{index}]" + (f" (name {name!r})" if isinstance(name, str) and name else "")
+        where = f"{list_key}[{index}]"
+        return cls(lookup=lambda key: raw.get(key, UNSET), defaults=defaults, problems=problems,
+                   project=project, scope=scope,
+                   set_hint=lambda key, example: f"set {where}.{key} to {example}",
+                   list_hint=lambda key: f"write {where}.{key} as a YAML list, e.g. [\"a\", \"b\"]",
+                   split_commas=False)
+
+    # ---- reporting -----------------------------------------------------------------------------
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failed_keys)
+
+    def location(self, key: str) -> str:
+        return f"{self.project}:{key}" if not self.scope else f"{self.project}:{self.scope}: {key}"
+
+    def how_to_set(self, key: str, example: object) -> str:
+        return self._set_hint(key, str(example))
+
+    def fail(self, key: str, value: object, allowed: str, fix: str | None = None) -> None:
+        """Record one problem: where, the value, what is allowed, and how to fix it."""
+        self.failed_keys.add(key)
+        self.problems.append(f"{self.location(key)} = {show(value)}: {allowed}. "
+                             f"Fix: {fix or self.how_to_set(key, '<value>')}")
+
+    # ---- values ----------------------------------------------------------------------------------
+
+    def given(self, key: str) -> bool:
+        return self._lookup(key) is not UNSET
+
+    def get(self, key: str) -> Any:
+        """The value as given, or the default."""
+        value = self._lookup(key)
+        return self.defaults.get(key) if value is UNSET else value
+
+    def _default(self, key: str, fallback: Any = None) -> Any:
+        default = self.defaults.get(key)
+        return fallback if default is None else default
+
+    def string(self, key: str, allowed: tuple[str, ...] | None = None,
+               normalise: Callable[[str], str] = str) -> str:
+        value = self.get(key)
+        if not isinstance(value, str):
+            if allowed is not None:
+                self.fail(key, value, f"must be one of {', '.join(allowed)}", self.how_to_set(key, allowed[0]))
+            else:
+                self.fail(key, value, "must be a string")
+            return str(self._default(key, ""))
+        value = normalise(value.strip())
+        if allowed is not None and value not in allowed:
+            self.fail(key, value, f"must be one of {', '.join(allowed)}", self.how_to_set(key, allowed[0]))
+            return str(self._default(key, allowed[0]))
+        return value
+
+    def integer(self, key: str, low: int, high: int, why: str = "") -> int:
+        """A whole number in ``[low, high]``; out of range is reported and clamped, so later checks
+        that use it do not report the same mistake again."""
+        value = self.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(key, value, f"must be a finite whole number between {low} and {high}",
+                      self.how_to_set(key, low))
+            return int(self._default(key, low))
+        if not is_number(value) or int(value) != value:
+            self.fail(key, value, f"must be a whole number between {low} and {high}", self.how_to_set(key, low))
+            return int(self._default(key, low))
+        if not low <= value <= high:
+            self.fail(key, value, why or f"must be between {low} and {high}",
+                      self.how_to_set(key, min(max(int(value), low), high)))
+            return int(min(max(value, low), high))
+        return int(value)
+
+    def flag(self, key: str) -> bool:
+        value = self.get(key)
+        if not isinstance(value, bool):
+            self.fail(key, value, "must be true or false", self.how_to_set(key, "false"))
+            return bool(self._default(key, False))
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        """A list of non-empty strings (on the stack's keys also ``a,b,c``)."""
+        value = self.get(key)
+        if self._split_commas and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(key, value, "must be a list of non-empty strings", self._list_hint(key))
+            return tuple(self._default(key, ()))
+        return tuple(value)
+
+    def quantity(self, key: str, low: Decimal, high: Decimal, example: str, what: str) -> tuple[str, Decimal]:
+        """A Kubernetes quantity (``4``, ``500m``, ``32Gi``) within ``[low, high]`` base units."""
+        value = self.get(key)
+        text = str(value) if is_number(value) else value
+        try:
+            amount = parse_quantity(text) if isinstance(text, str) else None
+        except (ValueError, InvalidOperation):
+            amount = None
+        if amount is None:
+            self.fail(key, value, f"must be a Kubernetes quantity such as {example}",
+                      self.how_to_set(key, repr(example)))
+            default = str(self._default(key, example))
+            return default, parse_quantity(default)
+        if not low <= amount <= high:
+            self.fail(key, value, what, self.how_to_set(key, "a value within that bound"))
+        return text, amount

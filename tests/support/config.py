@@ -1,0 +1,42 @@
+"""A ``ConfigSource`` over plain values: the stand-in for ``pulumi.Config`` in settings tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+
+from components.config.settings import SettingsError, load_settings
+from components.config.types import PlatformSettings
+
+
+class DictConfig:
+    """Values JSON-encoded the way the Pulumi CLI hands them to the program; ``None`` means unset."""
+
+    def __init__(self, values: dict[str, Any], secrets: dict[str, str] | None = None) -> None:
+        self.values = values
+        self.secrets = secrets or {}
+
+    def get(self, key: str) -> str | None:
+        value = self.values.get(key)
+        if value is None:
+            return None
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def get_secret(self, key: str) -> pulumi.Output[str] | None:
+        return pulumi.Output.secret(self.secrets[key]) if key in self.secrets else None
+
+
+def load(values: dict[str, Any], secrets: dict[str, str] | None = None) -> PlatformSettings:
+    """Settings of a stack named ``test`` with these values."""
+    return load_settings(DictConfig(values, secrets), project="gpu-platform", stack="test")
+
+
+def problems_of(values: dict[str, Any], secrets: dict[str, str] | None = None) -> list[str]:
+    """The problems ``load`` reports; fails the test if the values are accepted."""
+    try:
+        load(values, secrets)
+    except SettingsError as exc:
+        return exc.problems
+    raise AssertionError(f"settings accepted {values!r}")
