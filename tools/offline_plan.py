@@ -67,7 +67,7 @@ class PlanResult:
 def stack_config(stack: str, overrides: Mapping[str, Any] | None = None,
                  secrets: Mapping[str, str] | None = None, root: Path = REPO) -> tuple[dict[str, str], list[str]]:
     """The config the CLI would hand the program: project defaults, the stack file, overrides."""
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    project = load_yaml(root / "Pulumi.yaml")
     values: dict[str, Any] = {}
     for key, decl in (project.get("config") or {}).items():
         if isinstance(decl, dict) and "default" in decl:
@@ -77,7 +77,10 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None,
         known = sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
         raise SettingsError([f"no stack file {stack_file.name}; known stacks: {', '.join(known)}"])
     secret_keys: list[str] = []
-    for key, value in ((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}).items():
+    stack_values = load_yaml(stack_file).get("config") or {}
+    if not isinstance(stack_values, dict):
+        raise SettingsError([f"{stack_file.name}: `config` must be a mapping of keys to values"])
+    for key, value in stack_values.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.append(key)
             value = f"placeholder-{key.split(':')[-1]}"
@@ -95,12 +98,47 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None,
         full = f"{PROJECT}:{key}"
         if key in supplied:
             values[full] = supplied[key]
+            secret_keys.append(full)
         elif full not in values and secrets is None:
             values[full] = f"placeholder-{key}"
-        if full in values:
             secret_keys.append(full)
+        # A value written in plain text in the stack file stays plain: settings refuse it.
     as_strings = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
     return as_strings, sorted(set(secret_keys))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as the stack files must be: a key given twice is an error, not "the last one wins"."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (the second would silently win)", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """A Pulumi YAML file; a syntax error or a duplicate key is one problem naming the file and line."""
+    try:
+        data = yaml.load(path.read_text(), Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SettingsError([f"{path.name}{line}: not valid YAML ({what}). Fix: correct {path.name}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError([f"{path.name}: must be a YAML mapping (config: ...). Fix: correct {path.name}"])
+    return data
 
 
 def run_plan(stack: str, overrides: Mapping[str, Any] | None = None,
@@ -273,11 +311,20 @@ def format_tree(result: PlanResult) -> str:
     return "\n".join(lines)
 
 
+def clear_outputs(out_dir: Path) -> int:
+    """Remove what an earlier plan wrote (its manifests and outputs.json); return how many files."""
+    if not out_dir.is_dir():
+        return 0
+    old = list(out_dir.glob("*.yaml")) + list(out_dir.glob("*.json"))
+    for path in old:
+        path.unlink()
+    return len(old)
+
+
 def write_outputs(result: PlanResult, out_dir: Path) -> list[Path]:
     """Rendered Kubernetes objects (one YAML each), Helm releases, and outputs.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for old in list(out_dir.glob("*.yaml")) + list(out_dir.glob("*.json")):
-        old.unlink()
+    clear_outputs(out_dir)
     written: list[Path] = []
     for i, manifest in enumerate(result.manifests(), start=1):
         meta = manifest.get("metadata") or {}
@@ -315,10 +362,14 @@ def main(argv: list[str] | None = None) -> int:
             overrides[key] = value
     out_dir = args.out or REPO / "out" / "plan" / args.stack
     started = time.perf_counter()
+    # Nothing from an earlier run may be mistaken for this one's result, whatever happens below.
+    removed = clear_outputs(out_dir)
     try:
         result = run_plan(args.stack, overrides)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if removed:
+            print(f"(removed {removed} files of an earlier plan from {out_dir})", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - one readable line, not a traceback
         print(f"error: the program failed under the offline plan: {exc}", file=sys.stderr)

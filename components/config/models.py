@@ -41,7 +41,7 @@ from typing import Any, Final
 
 from components.config import catalog
 from components.config.patterns import DNS_1035
-from components.config.reader import UNSET, ConfigReader, show
+from components.config.reader import UNSET, ConfigReader, is_number, show
 from components.config.types import ModelSettings
 
 RUNTIMES: Final = ("vllm", "hf-server")
@@ -139,7 +139,7 @@ def _parse_entry(e: ConfigReader, raw: dict[str, Any], i: int, size: catalog.Nod
     elif not DNS_1035.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
         e.fail("name", name, f"must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters (lower-case "
                "letters, digits and '-', starting with a letter): it names the Service and its URL",
-               f"set models[{i}].name to e.g. {re.sub(r'[^a-z0-9-]+', '-', name.lower()).strip('-') or 'model'}")
+               f"set models[{i}].name to e.g. {suggest_name(name)}")
     elif name in seen:
         e.fail("name", name, f"duplicates models[{seen[name]}].name; each model needs its own Service",
                f"rename models[{i}]")
@@ -178,7 +178,7 @@ def _parse_entry(e: ConfigReader, raw: dict[str, Any], i: int, size: catalog.Nod
 
     max_gpus = size.gpu_count if size else 8
     gpus = e.get("gpus")
-    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or int(gpus) != gpus or gpus < 1:
+    if not is_number(gpus) or int(gpus) != gpus or gpus < 1:
         e.fail("gpus", gpus, "must be a whole number of GPUs per replica, at least 1",
                f"set models[{i}].gpus to 1")
         gpus = 1
@@ -284,16 +284,26 @@ def _parse_entry(e: ConfigReader, raw: dict[str, Any], i: int, size: catalog.Nod
 
 
 def _repo_problem(repo: str) -> str | None:
-    """Why ``repo`` is not a Hub repo id (the same rules as model-cache's ``validate_repo_id``)."""
+    """Why ``repo`` is not a Hub repo id (the same rules as model-cache's ``validate_repo_id``).
+
+    Root-level ids (``gpt2``, ``bert-base-uncased``) are real Hub repos and are accepted.
+    """
     if len(repo) > 96:
         return "longer than 96 characters"
     if repo.startswith("/") or "\\" in repo or "://" in repo:
         return "a repo id, not a URL or path"
     if ".." in repo or "--" in repo:
         return "'..' and '--' are not allowed"
-    if repo.count("/") != 1:
-        return "expected exactly one '/' (owner/name)"
+    if repo.count("/") > 1:
+        return "expected owner/name, or a root-level name such as gpt2"
     parts = repo.split("/")
     if not all(_REPO_PART.fullmatch(part) for part in parts) or parts[-1].endswith(".git"):
         return "owner and name may use letters, digits, '-', '_' and '.' only"
     return None
+
+
+def suggest_name(name: str) -> str:
+    """A valid DNS-1035 name of at most MAX_NAME_LENGTH characters close to ``name``."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", name.lower())
+    cleaned = re.sub(r"^[^a-z]+", "", cleaned)[:MAX_NAME_LENGTH].strip("-")
+    return cleaned or "model"

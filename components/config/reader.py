@@ -152,6 +152,10 @@ class ConfigReader:
             else:
                 self.fail(key, value, "must be a string")
             return str(self._default(key, ""))
+        if value != value.strip():
+            # "qwen-small\n" must not slip through to a name: refuse, and show the clean value.
+            self.fail(key, value, "has leading or trailing whitespace (a space, tab or newline)",
+                      self.how_to_set(key, value.strip() or "<value>"))
         value = normalise(value.strip())
         if allowed is not None and value not in allowed:
             self.fail(key, value, f"must be one of {', '.join(allowed)}", self.how_to_set(key, allowed[0]))

@@ -11,12 +11,14 @@ and a test keeps the two equal.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
 from components.config import catalog
 from components.config.images import HF_TOKEN_SECRET_ID, IMAGE_KEYS, PLATFORMS
@@ -86,12 +88,26 @@ class SettingsError(ValueError):
         super().__init__(f"invalid stack configuration ({len(problems)} problem(s)):\n{lines}")
 
 
+#: Keys that hold credentials: read only as Pulumi secrets, refused when stored in plain text.
+SECRET_KEYS: Final = ("hfToken", "registryPassword")
+#: Namespaces the model namespace may never be: Kubernetes' own and the GPU operator's.
+RESERVED_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node-lease", "gpu-operator")
+
+
 class ConfigSource(Protocol):
-    """The two calls settings needs from ``pulumi.Config``; tests pass a dict-backed fake."""
+    """What settings needs from ``pulumi.Config``; tests pass a dict-backed stand-in."""
 
     def get(self, key: str) -> str | None: ...
 
     def get_secret(self, key: str) -> pulumi.Output[str] | None: ...
+
+    def set_keys(self) -> set[str]:
+        """Every key set in the project's namespace (without the ``gpu-platform:`` prefix)."""
+        ...
+
+    def is_secret(self, key: str) -> bool:
+        """Whether the stack stores the key encrypted (``pulumi config set --secret``)."""
+        ...
 
 
 def _cluster(r: ConfigReader, environment: str) -> ClusterSettings:
@@ -144,8 +160,9 @@ def _cluster(r: ConfigReader, environment: str) -> ClusterSettings:
         except ValueError as exc:
             r.fail("apiAllowedCidrs", cidr, f"not a valid CIDR ({exc})",
                    "use network/prefix with host bits zero, e.g. 203.0.113.0/24")
+    allow_public = r.flag("allowPublicApiAccess")  # checked on every stack, used in prod
     public = [c for c in cidrs if c in ("0.0.0.0/0", "::/0")]
-    if environment == "prod" and public and not r.flag("allowPublicApiAccess"):
+    if environment == "prod" and public and not allow_public:
         r.fail("apiAllowedCidrs", public[0],
                f"prod refuses to open the Kubernetes API (port {API_PORT}) to the whole internet",
                "list your office/VPN/CI CIDRs, or set `pulumi config set allowPublicApiAccess true` "
@@ -200,12 +217,12 @@ def _github(r: ConfigReader) -> GitHubSettings | None:
     return GitHubSettings(owner=owner, repository=repo, environments=environments)
 
 
-def _registry(r: ConfigReader, source: ConfigSource) -> RegistrySettings:
+def _registry(r: ConfigReader, password: pulumi.Output[str] | None) -> RegistrySettings:
     server = r.string("registry", normalise=str.lower)
     if not _REGISTRY_HOST.fullmatch(server):
         r.fail("registry", server, "must be a registry host such as ghcr.io", "pulumi config set registry ghcr.io")
     return RegistrySettings(server=server, username=r.string("registryUsername"),
-                            password=source.get_secret("registryPassword"))
+                            password=password)
 
 
 def _images(r: ConfigReader, registry: RegistrySettings) -> ImageSettings:
@@ -253,21 +270,50 @@ def _model_images(r: ConfigReader, models: tuple[ModelSettings, ...], *, built: 
     return refs
 
 
+def _unknown_keys(r: ConfigReader, source: ConfigSource) -> None:
+    """A misspelt key (``gpuNodeCont``) would otherwise be ignored silently and its default used."""
+    known = [*DEFAULTS, *SECRET_KEYS]
+    for key in sorted(source.set_keys() - set(known)):
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        r.fail(key, source.get(key), f"unknown key; {hint}known keys are listed in Pulumi.yaml",
+               f"pulumi config rm {key}" + (f" && pulumi config set {close[0]} <value>" if close else ""))
+
+
+def _secret(r: ConfigReader, source: ConfigSource, key: str) -> pulumi.Output[str] | None:
+    """A credential key, refused (without echoing it) when the stack file holds it in plain text."""
+    if key in source.set_keys() and not source.is_secret(key):
+        r.problems.append(f"{PROJECT}:{key} is stored in plain text in the stack file: credentials must be "
+                          f"encrypted. Fix: pulumi config rm {key} && pulumi config set --secret {key} <value> "
+                          "(and rotate the credential: it is in your git history)")
+        return None
+    return source.get_secret(key)
+
+
+def _model_namespace(r: ConfigReader) -> str:
+    namespace = r.string("modelNamespace")
+    if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
+        r.fail("modelNamespace", namespace, "must be a DNS label (a-z, 0-9, '-', at most 63 characters) not "
+               "starting with 'kube-'", "pulumi config set modelNamespace models")
+    elif namespace in RESERVED_NAMESPACES:
+        r.fail("modelNamespace", namespace, f"is reserved ({', '.join(RESERVED_NAMESPACES)} belong to Kubernetes "
+               "or the GPU operator)", "pulumi config set modelNamespace models")
+    return namespace
+
+
 def load_settings(source: ConfigSource, *, project: str, stack: str) -> PlatformSettings:
     """Parse and validate every key; raise one :class:`SettingsError` listing all problems."""
     problems: list[str] = []
     r = ConfigReader.for_stack(source.get, DEFAULTS, problems, PROJECT)
+    _unknown_keys(r, source)
     environment = r.string("environment", ENVIRONMENTS)
     cluster = _cluster(r, environment)
     store = _store(r, cluster.region, environment)
-    namespace = r.string("modelNamespace")
-    if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
-        r.fail("modelNamespace", namespace, "must be a DNS label (a-z, 0-9, '-') not starting with 'kube-'",
-               "pulumi config set modelNamespace models")
+    namespace = _model_namespace(r)
     github = _github(r)
-    registry = _registry(r, source)
+    registry = _registry(r, _secret(r, source, "registryPassword"))
     images = _images(r, registry)
-    hf_token = source.get_secret("hfToken")
+    hf_token = _secret(r, source, "hfToken")
     if hf_token is None and github is not None:
         problems.append(f"{PROJECT}:hfToken is not set, but githubRepository needs it for the Actions secret "
                         "HF_TOKEN. Fix: pulumi config set --secret hfToken <token>")
@@ -304,6 +350,15 @@ class PulumiConfigSource:
 
     def __init__(self) -> None:
         self._config = pulumi.Config()
+
+    def set_keys(self) -> set[str]:
+        prefix = f"{self._config.name}:"
+        every = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+        return {key.removeprefix(prefix) for key in every if key.startswith(prefix)}
+
+    def is_secret(self, key: str) -> bool:
+        full = f"{self._config.name}:{key}"
+        return runtime_config.is_config_secret(full) or full in runtime_config.get_config_secret_keys_env()
 
     def get(self, key: str) -> str | None:
         return self._config.get(key)

@@ -87,7 +87,13 @@ def test_gpus_fit_a_larger_node() -> None:
     assert model.gpus == 4
 
 
-@pytest.mark.parametrize("repo", ["qwen", "a/b/c", "https://huggingface.co/Qwen/x", "../etc/passwd", "o/n--x",
+@pytest.mark.parametrize("repo", ["gpt2", "bert-base-uncased", "openai-community/gpt2"])
+def test_root_level_and_owner_repo_ids_are_accepted(repo: str) -> None:
+    [model] = load([entry(repo=repo)]).models
+    assert model.repo == repo
+
+
+@pytest.mark.parametrize("repo", ["a/b/c", "https://huggingface.co/Qwen/x", "../etc/passwd", "o/n--x",
                                   "owner/na me", "/abs/path", "owner/name.git", ""])
 def test_bad_repo_id(repo: str) -> None:
     text = only_problem([entry(repo=repo)])
@@ -222,7 +228,7 @@ def test_models_must_be_a_list_of_objects() -> None:
 
 
 def test_every_bad_entry_is_reported_together_with_other_keys() -> None:
-    found = problems([entry(runtime="tgi"), entry(name="Two", repo="x")], {"region": "MARS"})
+    found = problems([entry(runtime="tgi"), entry(name="Two", repo="x/y/z")], {"region": "MARS"})
     assert any(p.startswith("gpu-platform:region") for p in found)
     assert any("models[0] (name 'qwen'): runtime" in p for p in found)
     assert any("models[1] (name 'Two'): name" in p for p in found)

@@ -25,7 +25,16 @@ class DictConfig:
         return value if isinstance(value, str) else json.dumps(value)
 
     def get_secret(self, key: str) -> pulumi.Output[str] | None:
-        return pulumi.Output.secret(self.secrets[key]) if key in self.secrets else None
+        if key in self.secrets:
+            return pulumi.Output.secret(self.secrets[key])
+        value = self.get(key)  # pulumi.Config.get_secret also reads a plain value, marked secret
+        return None if value is None else pulumi.Output.secret(value)
+
+    def set_keys(self) -> set[str]:
+        return {k for k, v in self.values.items() if v is not None} | set(self.secrets)
+
+    def is_secret(self, key: str) -> bool:
+        return key in self.secrets
 
 
 def load(values: dict[str, Any], secrets: dict[str, str] | None = None) -> PlatformSettings:
