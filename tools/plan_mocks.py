@@ -1,7 +1,7 @@
 """Pulumi mocks that stand in for Civo, Kubernetes, GitHub and docker-build offline.
 
 They answer like the real providers would after a create: ids, auto-generated names,
-Civo's kubeconfig (as a secret, as the SDK marks it) and bucket URL, digests of pushed
+Civo's kubeconfig (plain, as the provider returns it) and bucket URL, digests of pushed
 images. Invokes are answered from ``components.catalog``, the same table settings validate
 against. A recording monitor keeps what the engine would see for every resource (parent,
 provider, protect, retainOnDelete, ...) so the plan can print a tree and tests can assert it.
@@ -18,7 +18,6 @@ import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
-from pulumi.runtime.rpc import wrap_rpc_secret
 from pulumi.runtime.sync_await import _sync_await
 
 from components.config import catalog
@@ -146,7 +145,10 @@ class PlatformMocks(pulumi.runtime.Mocks):
             state.update(
                 name=name,
                 apiEndpoint=endpoint,
-                kubeconfig=wrap_rpc_secret(fake_kubeconfig(name, endpoint)),
+                # Plain, as the provider returns it: the SDK asks the engine to mark it secret
+                # (additionalSecretOutputs), which mocks do not do. So what a test sees as secret
+                # is the component's own wrapping.
+                kubeconfig=fake_kubeconfig(name, endpoint),
                 status="ACTIVE",
                 ready=True,
                 masterIp="203.0.113.10",

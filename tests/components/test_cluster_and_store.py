@@ -12,7 +12,7 @@ from pulumi.runtime.rpc import is_rpc_secret
 from components.cluster import gpu_operator_values
 from components.config import catalog
 from components.model_store import normalise_endpoint
-from tests.support.mocks import is_secret, register
+from tests.support.mocks import is_secret, register, resolve
 from tools.offline_plan import PlanResult
 
 NODE_POOL = "civo:index/kubernetesNodePool:KubernetesNodePool"
@@ -226,3 +226,21 @@ def test_pinned_version_withdrawn_by_civo_fails_the_run_with_the_fix() -> None:
     proc = _run_against_account("1.32.5-k3s1")
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "kubernetesVersion '1.32.5-k3s1' is not offered by Civo any more" in proc.stdout
+
+
+def test_the_cluster_component_marks_the_kubeconfig_secret_itself() -> None:
+    """The mock returns the kubeconfig plain (as the provider does; the engine's marking is not
+    mocked), so only GpuCluster's own wrapping can make these secret."""
+    from components.cluster import GpuCluster, GpuClusterArgs
+    from components.config.types import ClusterSettings
+
+    settings = ClusterSettings("LON1", None, "cilium", "g4s.kube.medium", 1, "an.g1.l40s.kube.x1", 1,
+                               ("192.0.2.0/24",), "v25.10.1")
+    cluster, records = register(lambda: GpuCluster("unit", GpuClusterArgs(settings, "gpu-platform-unit")))
+    assert is_secret(cluster.kubeconfig)
+    assert "apiVersion: v1" in resolve(cluster.kubeconfig)
+    [provider] = [r for r in records if r.type == "pulumi:providers:kubernetes"]
+    assert is_rpc_secret(provider.inputs["kubeconfig"])
+    # And the Civo SDK asks the engine to mark it too (the real provider's behaviour).
+    [civo_cluster] = [r for r in records if r.type == "civo:index/kubernetesCluster:KubernetesCluster"]
+    assert "kubeconfig" in civo_cluster.additional_secret_outputs

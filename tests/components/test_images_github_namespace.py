@@ -21,7 +21,7 @@ from components.images import (
     validate,
 )
 from components.model_namespace import ModelNamespace, ModelNamespaceArgs, dockerconfigjson
-from tests.support.mocks import fresh_monitor
+from tests.support.mocks import fresh_monitor, is_secret, register_in
 
 
 @pytest.fixture
@@ -49,7 +49,9 @@ def image_args(ctx: Path, **changes) -> ContainerImageArgs:
 
 @pytest.mark.parametrize("name", ["HF_TOKEN", "hf_token", "pipPassword", "api-key", "NPM_AUTH", "GITHUB_SECRET",
                                   "DB_PASSWD", "AWS_SECRET_ACCESS_KEY", "REGISTRY_CREDENTIALS", "hfToken",
-                                  "ACCESS_TOKEN", "MY_APIKEY"])
+                                  "ACCESS_TOKEN", "MY_APIKEY",
+                                  # One word ending in a credential word: only the suffix rule sees them.
+                                  "HFTOKEN", "DBPASSWORD", "GHSECRET", "npmtoken"])
 def test_credential_looking_build_arg_names_are_refused(context: Path, name: str) -> None:
     assert credential_like(name)
     with pytest.raises(ImageBuildError, match=rf"build arg '{name}' looks like a credential.*BuildKit secret"):
@@ -165,3 +167,27 @@ def test_one_stack_owns_the_repository_level_values() -> None:
     assert owns_repository_level("prod", ("prod",))
     assert owns_repository_level("dev", ())
     assert not owns_repository_level("dev", ("dev",))
+
+
+def test_model_namespace_wraps_every_credential_it_builds_itself(monitor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the component hands to ``Secret`` must already be secret: pulumi-kubernetes' own
+    wrapping of ``stringData`` must not be what keeps a plain credential out of the state."""
+    from components import model_namespace
+
+    built: list[dict] = []
+    real_secret = model_namespace.k8s.core.v1.Secret
+
+    def recording_secret(name: str, **kwargs):
+        built.append(kwargs["string_data"])
+        return real_secret(name, **kwargs)
+
+    monkeypatch.setattr(model_namespace.k8s.core.v1, "Secret", recording_secret)
+    # Plain inputs, as a caller might pass them: the component's wrapping is all that protects them.
+    register_in(monitor, lambda: ModelNamespace("unit", ModelNamespaceArgs(
+        namespace="models", bucket="b", endpoint="https://e", prefix="models/", access_key_id="AKID",
+        secret_access_key="sk-plain", hf_token="hf-plain", registry_server="ghcr.io",
+        registry_username="bot", registry_password="pw-plain")))
+    assert len(built) == 3
+    for string_data in built:
+        for key, value in string_data.items():
+            assert is_secret(value), f"{key} is handed to the Secret in plain text"

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from components.cluster import gpu_node_selector, gpu_tolerations
 from components.model_deployment import ModelDeployment, ModelDeploymentArgs
 from components.model_pod import PORT, VLLM_IMAGE, PodSources
 from tests.support.model_harness import (
@@ -131,8 +130,9 @@ def test_gpu_resources_and_scheduling(default) -> None:
     resources = spec["containers"][0]["resources"]
     assert resources["limits"]["nvidia.com/gpu"] == "1" and resources["requests"]["nvidia.com/gpu"] == "1"
     assert resources["requests"]["memory"] == resources["limits"]["memory"] == "32Gi"
-    assert spec["nodeSelector"] == gpu_node_selector()
-    assert spec["tolerations"] == gpu_tolerations()
+    # Literals, not the helpers the harness passed in: a changed taint key or effect must fail here.
+    assert spec["nodeSelector"] == {"gpu-platform/pool": "gpu"}
+    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     for container in spec["initContainers"]:
         assert "nvidia.com/gpu" not in repr(container["resources"])
 

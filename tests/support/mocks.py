@@ -22,7 +22,11 @@ def fresh_monitor(stack: str = "unit", mocks: pulumi.runtime.Mocks | None = None
 def register(program: Callable[[], T], *, stack: str = "unit",
              mocks: pulumi.runtime.Mocks | None = None) -> tuple[T, list[ResourceRecord]]:
     """Run ``program`` (which registers resources) as a Pulumi program; return its result and the records."""
-    monitor = fresh_monitor(stack, mocks)
+    return register_in(fresh_monitor(stack, mocks), program)
+
+
+def register_in(monitor: RecordingMonitor, program: Callable[[], T]) -> tuple[T, list[ResourceRecord]]:
+    """``register`` under mocks a test already installed (``fresh_monitor``)."""
     holder: dict[str, Any] = {}
 
     def body() -> None:
