@@ -121,7 +121,7 @@ def is_unknown(value: Any) -> bool:
 def dig(value: Any, *path: str | int) -> Any:
     """``value[path[0]][path[1]]...`` through secrets; ``None`` where a step is missing or unknown."""
     for step in path:
-        value = reveal(value) if isinstance(value, Secret) else value
+        value = _unwrap(value)
         if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
             value = value[step]
         elif isinstance(step, str) and isinstance(value, dict):
@@ -131,13 +131,20 @@ def dig(value: Any, *path: str | int) -> Any:
     return value
 
 
+def _unwrap(value: Any) -> Any:
+    """The value inside a ``Secret`` marker (one level: markers nested deeper stay)."""
+    while isinstance(value, Secret):
+        value = value.value
+    return value
+
+
 def as_list(value: Any) -> list[Any]:
-    value = reveal(value)
+    value = _unwrap(value)
     return value if isinstance(value, list) else []
 
 
 def as_dict(value: Any) -> dict[str, Any]:
-    value = reveal(value)
+    value = _unwrap(value)
     return value if isinstance(value, dict) else {}
 
 
