@@ -47,7 +47,6 @@ from .values import (
 STACK_TYPE = "pulumi:pulumi:Stack"
 IMAGE_TYPE = "docker-build:index:Image"
 FIREWALL_TYPE = "civo:index/firewall:Firewall"
-CLUSTER_TYPE = "civo:index/kubernetesCluster:KubernetesCluster"
 K8S_SECRET_TYPE = "kubernetes:core/v1:Secret"
 NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
 SERVICE_TYPE = "kubernetes:core/v1:Service"
@@ -285,7 +284,7 @@ def _port_range_covers(port_range: Any, port: int) -> bool:
 
 
 def validate_public_api(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type not in (FIREWALL_TYPE, CLUSTER_TYPE):
+    if args.resource_type != FIREWALL_TYPE:
         return
     cfg = _config(PUBLIC_API_SCHEMA, args)
     if not _is_production(args.urn, cfg):
@@ -293,18 +292,10 @@ def validate_public_api(args: ResourceValidationArgs, report: ReportViolation) -
     props = plain(args.props)
     subject = object_name(args.resource_type, args.name, props)
     port, stack = cfg["apiPort"], stack_of(args.urn)
-    if args.resource_type == CLUSTER_TYPE:
-        if props.get("firewallId") in (None, ""):
-            report(message("prod-api-not-public", subject,
-                           f"has no firewallId in production stack '{stack}', so Civo gives it a default "
-                           f"firewall that opens port {port} to 0.0.0.0/0",
-                           "create a civo.Firewall with create_default_rules=False and an ingress rule for port "
-                           f"{port} from your own CIDRs, and pass firewall_id"), None)
-        return
-    if props.get("createDefaultRules") in (None, True):
+    if props.get("createDefaultRules") in (None, True):  # the provider's default is true
         report(message("prod-api-not-public", subject,
-                       f"keeps Civo's default rules in production stack '{stack}', which open port {port} "
-                       "to 0.0.0.0/0",
+                       f"keeps Civo's default rules in production stack '{stack}'; they are created by Civo, "
+                       f"not by the program, so nothing here shows port {port} closed to the internet",
                        "set create_default_rules=False and add explicit ingress rules"), None)
     for rule in as_list(props.get("ingressRules")):
         if not isinstance(rule, dict) or str(rule.get("action", "allow")).lower() != "allow":

@@ -211,14 +211,6 @@ def test_prod_api_not_public__firewall(change: Callable[[dict[str, Any]], None],
                 target, fragment)
 
 
-def test_prod_api_not_public__cluster_without_firewall(stack_plan: Callable[[str], PlanResult]) -> None:
-    plan = stack_plan("prod")
-    records, target = mutate(plan, "civo:index/kubernetesCluster:KubernetesCluster", "gpu-cluster",
-                             lambda p: p.pop("firewallId"))
-    assert_only(run_policy(POLICIES["prod-api-not-public"], plan, records=records), "prod-api-not-public",
-                target, "has no firewallId")
-
-
 def test_prod_api_not_public__dev_may_be_public(stack_plan: Callable[[str], PlanResult]) -> None:
     dev = stack_plan("dev")
     assert "0.0.0.0/0" in dev.one(FIREWALL).inputs["ingressRules"][0]["cidrs"]
