@@ -47,7 +47,7 @@ from .values import (
 STACK_TYPE = "pulumi:pulumi:Stack"
 IMAGE_TYPE = "docker-build:index:Image"
 FIREWALL_TYPE = "civo:index/firewall:Firewall"
-K8S_SECRET_TYPE = "kubernetes:core/v1:Secret"
+K8S_SECRET_TYPE = "kubernetes:core/v1:Secret"  # pragma: allowlist secret (a type token)
 NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
 SERVICE_TYPE = "kubernetes:core/v1:Service"
 DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
