@@ -291,7 +291,7 @@ def validate_public_api(args: ResourceValidationArgs, report: ReportViolation) -
         return
     props = plain(args.props)
     subject = object_name(args.resource_type, args.name, props)
-    port, stack = cfg["apiPort"], stack_of(args.urn)
+    port, stack = int(cfg["apiPort"]), stack_of(args.urn)  # config arrives as JSON numbers (floats)
     if props.get("createDefaultRules") in (None, True):  # the provider's default is true
         report(message("prod-api-not-public", subject,
                        f"keeps Civo's default rules in production stack '{stack}'; they are created by Civo, "

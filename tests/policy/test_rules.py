@@ -416,3 +416,19 @@ def test_toleration_matching(toleration: dict[str, Any], tolerates: bool) -> Non
 def test_civo_port_ranges(port_range: str | None, covers: bool) -> None:
     from gpu_platform_policy.rules import _port_range_covers
     assert _port_range_covers(port_range, 6443) is covers
+
+
+def test_defaults_match_the_program(stack_plan: Callable[[str], PlanResult]) -> None:
+    """The pack cannot import the program (app teams run it alone), so its defaults are checked against it."""
+    from components.model_settings import HOST_PATH_ROOTS
+
+    plan = stack_plan("prod")
+    gpu = settings(POLICIES["gpu-pods-on-gpu-pool"].config_schema, None)
+    assert gpu["gpuNodeSelector"] == plan.raw_outputs["gpuNodeSelector"]
+    taints = plan.one("civo:index/kubernetesNodePool:KubernetesNodePool").inputs["taints"]
+    assert [(t["key"], t["effect"]) for t in taints] == [(gpu["gpuTaint"]["key"], gpu["gpuTaint"]["effect"])]
+    host_path = settings(POLICIES["host-path-only-for-model-cache"].config_schema, None)
+    assert tuple(host_path["allowedRoots"]) == HOST_PATH_ROOTS
+    assert host_path["modelLabel"] in plan.one(DEPLOYMENT).inputs["spec"]["template"]["metadata"]["labels"]
+    namespaces = settings(POLICIES["containers-hardened"].config_schema, None)["namespaces"]
+    assert plan.raw_outputs["modelNamespace"] in namespaces
