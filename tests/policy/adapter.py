@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpu_platform_policy.values import deserialize_keeping_secrets
-from pulumi.runtime.rpc import wrap_rpc_secret
+from pulumi.runtime.rpc import unwrap_rpc_secret, wrap_rpc_secret
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
@@ -113,3 +113,13 @@ def run_policy(policy: ResourceValidationPolicy | StackValidationPolicy, plan: P
         args = StackValidationArgs(stack_resources(plan, records, outputs), dict(config) if config else None)
         policy.validate(args, reporter(""))
     return findings
+
+
+def admin_kubeconfig(plan: PlanResult) -> str:
+    """The cluster's admin kubeconfig as the provider returns it (whether or not the program exports it)."""
+    return unwrap_rpc_secret(plan.one("civo:index/kubernetesCluster:KubernetesCluster").state["kubeconfig"])
+
+
+def outputs_with(plan: PlanResult, **extra: Any) -> dict[str, Any]:
+    """The plan's stack outputs without any kubeconfig, plus ``extra``."""
+    return {**{k: v for k, v in plan.raw_outputs.items() if "kubeconfig" not in k.lower()}, **extra}

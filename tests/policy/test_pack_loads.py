@@ -27,7 +27,13 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi.runtime.rpc import unwrap_rpc_secret
 from pulumi_policy import EnforcementLevel
 
-from tests.policy.adapter import STACK_TYPE, root_stack_urn, stack_outputs_wire
+from tests.policy.adapter import (
+    STACK_TYPE,
+    admin_kubeconfig,
+    outputs_with,
+    root_stack_urn,
+    stack_outputs_wire,
+)
 from tests.policy.conftest import POLICY_DIR
 from tools.offline_plan import REPO, PlanResult
 from tools.plan_mocks import ResourceRecord
@@ -66,10 +72,10 @@ def analyze_request(record: ResourceRecord) -> analyzer_pb2.AnalyzeRequest:
         options=analyzer_pb2.AnalyzerResourceOptions(protect=record.protect, parent=record.parent))
 
 
-def stack_request(plan: PlanResult) -> analyzer_pb2.AnalyzeStackRequest:
+def stack_request(plan: PlanResult, outputs: dict[str, Any]) -> analyzer_pb2.AnalyzeStackRequest:
     root = root_stack_urn(plan.stack)
     resources = [analyzer_pb2.AnalyzerResource(type=STACK_TYPE, urn=root, name=root.rsplit("::", 1)[-1],
-                                               properties=struct(stack_outputs_wire(plan)))]
+                                               properties=struct(stack_outputs_wire(plan, outputs)))]
     resources += [analyzer_pb2.AnalyzerResource(type=r.type, urn=r.urn, name=r.name, parent=r.parent,
                                                 properties=struct(r.state or r.inputs),
                                                 options=analyzer_pb2.AnalyzerResourceOptions(protect=r.protect))
@@ -120,14 +126,15 @@ def test_analyze_sees_plaintext_through_the_engine_path(analyzer: analyzer_pb2_g
 def test_analyze_stack_and_policy_config(analyzer: analyzer_pb2_grpc.AnalyzerStub,
                                          stack_plan: Callable[[str], PlanResult]) -> None:
     plan = stack_plan("prod")
+    request = stack_request(plan, outputs_with(plan, kubeconfig=admin_kubeconfig(plan)))
     configure(analyzer, {})
-    found = {(d.policyName, d.urn.rsplit("::", 1)[-1]) for d in analyzer.AnalyzeStack(stack_request(plan)).diagnostics}
+    found = {(d.policyName, d.urn.rsplit("::", 1)[-1]) for d in analyzer.AnalyzeStack(request).diagnostics}
     assert found == {("prod-no-kubeconfig-output", "gpu-platform-prod"),
                      ("network-policy-per-namespace", "gpu-gpu-operator-ns")}
     configure(analyzer, {"prod-no-kubeconfig-output": {"allowKubeconfigOutput": True},
                          "network-policy-per-namespace": {"exemptNamespaces": ["gpu-operator"]}})
     try:
-        assert list(analyzer.AnalyzeStack(stack_request(plan)).diagnostics) == []
+        assert list(analyzer.AnalyzeStack(request).diagnostics) == []
     finally:
         configure(analyzer, {})
 

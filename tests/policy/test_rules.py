@@ -14,7 +14,7 @@ from gpu_platform_policy.rules import build_policies
 from pulumi.runtime.rpc import unwrap_rpc_secret, wrap_rpc_secret
 from pulumi_policy import EnforcementLevel
 
-from tests.policy.adapter import Finding, run_policy
+from tests.policy.adapter import Finding, admin_kubeconfig, outputs_with, run_policy
 from tools.offline_plan import PlanResult
 from tools.plan_mocks import ResourceRecord
 
@@ -220,22 +220,21 @@ def test_prod_api_not_public__dev_may_be_public(stack_plan: Callable[[str], Plan
 
 def test_prod_no_kubeconfig_output__exported(stack_plan: Callable[[str], PlanResult]) -> None:
     plan = stack_plan("prod")
-    outputs = {k: v for k, v in plan.raw_outputs.items() if k != "kubeconfig"}
-    # Renamed, so only its content gives it away; the program's own name is caught by name.
-    outputs["adminAccess"] = plan.raw_outputs["kubeconfig"]
-    assert_only(run_policy(POLICIES["prod-no-kubeconfig-output"], plan, outputs=outputs),
+    policy = POLICIES["prod-no-kubeconfig-output"]
+    assert_only(run_policy(policy, plan, outputs=outputs_with(plan, kubeconfig=admin_kubeconfig(plan))),
+                "prod-no-kubeconfig-output", "gpu-platform-prod", "stack output 'kubeconfig'")
+    # Renamed, so only its content gives it away.
+    assert_only(run_policy(policy, plan, outputs=outputs_with(plan, adminAccess=admin_kubeconfig(plan))),
                 "prod-no-kubeconfig-output", "gpu-platform-prod", "stack output 'adminAccess'")
 
 
 def test_prod_no_kubeconfig_output__opt_in_and_absence(stack_plan: Callable[[str], PlanResult]) -> None:
     prod, dev = stack_plan("prod"), stack_plan("dev")
     policy = POLICIES["prod-no-kubeconfig-output"]
-    # Today's program (kubeconfig exported) with and without the explicit opt-in.
-    assert len(run_policy(policy, prod)) == 1
-    assert run_policy(policy, prod, config={"allowKubeconfigOutput": True}) == []
-    # The coordinator's change: no kubeconfig output unless exportAdminKubeconfig.
-    assert run_policy(policy, prod, outputs={k: v for k, v in prod.raw_outputs.items() if k != "kubeconfig"}) == []
-    assert run_policy(policy, dev) == []
+    exported = outputs_with(prod, kubeconfig=admin_kubeconfig(prod))
+    assert run_policy(policy, prod, outputs=exported, config={"allowKubeconfigOutput": True}) == []
+    assert run_policy(policy, prod, outputs=outputs_with(prod)) == []  # exportAdminKubeconfig unset
+    assert run_policy(policy, dev, outputs=outputs_with(dev, kubeconfig=admin_kubeconfig(dev))) == []
 
 
 # --- secrets-are-pulumi-secrets -----------------------------------------------------------------
