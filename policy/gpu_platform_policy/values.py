@@ -54,7 +54,11 @@ WORKLOAD_KINDS: Mapping[str, tuple[str, ...]] = {
 
 
 def deserialize_keeping_secrets(props: dict[str, Any], proxy_secrets: bool = False) -> dict[str, Any]:
-    """The SDK's deserializer, except that a secret becomes ``Secret(value)`` instead of its plaintext."""
+    """The SDK's deserializer, except that a secret becomes ``Secret(value)`` instead of its plaintext.
+
+    Hand-written because the SDK's own ``proxy_secrets=True`` mode (made for remediations) wraps the
+    result in proxies that unwrap every secret again on access, and skips the unknown checks.
+    """
     if proxy_secrets:  # Remediate's path: the SDK's own proxies (this pack has no remediations).
         return _SDK_DESERIALIZE(props, proxy_secrets)
     return {key: _deserialize(value) for key, value in props.items()}
