@@ -419,7 +419,7 @@ def test_civo_port_ranges(port_range: str | None, covers: bool) -> None:
 
 def test_defaults_match_the_program(stack_plan: Callable[[str], PlanResult]) -> None:
     """The pack cannot import the program (app teams run it alone), so its defaults are checked against it."""
-    from components.model_settings import HOST_PATH_ROOTS
+    from components.config.models import HOST_PATH_ROOTS
 
     plan = stack_plan("prod")
     gpu = settings(POLICIES["gpu-pods-on-gpu-pool"].config_schema, None)
