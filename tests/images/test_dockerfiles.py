@@ -30,7 +30,7 @@ from tests.images.buildah import REPO
 SPECS = {spec.name: spec for spec in PLATFORM_IMAGES}
 COMPOSE = REPO / "compose.yaml"
 #: The environment variable compose (and build-image.sh) reads each build secret from.
-SECRET_ENV = {HF_TOKEN_SECRET: "HF_TOKEN", PIP_INDEX_SECRET: "PIP_INDEX", PIP_CA_SECRET: "PIP_CA"}
+SECRET_ENV = {HF_TOKEN_SECRET: "HF_TOKEN", PIP_INDEX_SECRET: "PIP_INDEX", PIP_CA_SECRET: "PIP_CA"}  # pragma: allowlist secret
 CANARY = "pipidx-canary-0123456789abcdef"  # pragma: allowlist secret
 
 

@@ -52,7 +52,7 @@ def test_a_parsed_secret_and_a_conditionally_needed_token_pass(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(("name", "content", "rule"), [
-    (".npmrc", "registry=https://npm.example.com/\n//npm.example.com/:_authToken=npm_abc123\n", "C2"),
+    (".npmrc", "registry=https://npm.example.com/\n//npm.example.com/:_authToken=npm_abc123\n", "C2"),  # pragma: allowlist secret
     (".npmrc", "//npm.example.com/:_auth = dXNlcjpwYXNz\n", "C2"),
     (".env", "PIP_INDEX=PIP_INDEX_URL=https://u:p@pypi.example.com/simple\n", "C4"),
     (".env", "HF_TOKEN='hf_abc'\n", "C4"),
