@@ -10,21 +10,9 @@ import sys
 import threading
 
 import pytest
-from helpers import SERVER_SRC, ThreadServer, assert_clean_error, wait_health
+from helpers import SERVER_SRC, GatedEngine, ThreadServer, assert_clean_error, wait_health
 from hf_server import Settings, SettingsError, create_app
 from hf_server.engine import ModelEngine, _StopTrimmer
-
-
-class GatedEngine(ModelEngine):
-    """Loads only when the test opens the gate, so the loading state can be observed for sure."""
-
-    def __init__(self, settings, gate: threading.Event):
-        super().__init__(settings)
-        self.gate = gate
-
-    def _load(self):
-        assert self.gate.wait(60), "test never opened the gate"
-        super()._load()
 
 
 def _settings(path, **kw) -> Settings:

@@ -9,7 +9,7 @@ import sys
 import threading
 
 import pytest
-from helpers import ThreadServer, wait_health
+from helpers import GatedEngine, ThreadServer, wait_health
 from hf_server import Settings, create_app
 from hf_server.app import HEALTH_PATH, LIVENESS_PATH, READINESS_PATH
 from hf_server.engine import ModelEngine, flash_attention_support
@@ -17,18 +17,6 @@ from hf_server.engine import ModelEngine, flash_attention_support
 
 def _settings(path, **kw) -> Settings:
     return Settings(model_path=str(path), quantization="none", **kw)
-
-
-class GatedEngine(ModelEngine):
-    """Loads only when the test opens the gate, so the loading state can be observed for sure."""
-
-    def __init__(self, settings, gate: threading.Event):
-        super().__init__(settings)
-        self.gate = gate
-
-    def _load(self):
-        assert self.gate.wait(60), "test never opened the gate"
-        super()._load()
 
 
 def test_liveness_answers_while_loading_and_after_a_failed_load_readiness_does_not(tiny_model_dir, tmp_path):
