@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,27 @@ class Buildah:
                          "env; echo '--- /run/secrets'; ls -A /run/secrets 2>/dev/null || true").stdout
         env, _, listing = probe.partition("--- /run/secrets\n")
         return env, listing.strip(), Path(self.run("mount", ctr).stdout.strip()), ctr
+
+    def start(self, ctr: str, env: dict[str, str], argv: list[str]) -> subprocess.Popen[str]:
+        """Run ``argv`` in a container (host network: it listens where the test can reach it)."""
+        flags = [f"--env={k}={v}" for k, v in env.items()]
+        # Its own process group: buildah does not pass SIGTERM on to the chroot'ed process, stop() signals both.
+        return subprocess.Popen(["buildah", *self.global_args, "run", "--isolation", "chroot", *flags, ctr, "--",
+                                 *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+
+    @staticmethod
+    def stop(process: subprocess.Popen[str]) -> None:
+        """End a :meth:`start` process and everything it started."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(10)
+                return
+            except ProcessLookupError:
+                return
+            except subprocess.TimeoutExpired:
+                continue
 
     def remove(self, ctr: str) -> None:
         self.run("umount", ctr, check=False)

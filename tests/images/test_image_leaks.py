@@ -25,11 +25,16 @@ from __future__ import annotations
 import base64
 import dataclasses
 import http.server
+import json
 import os
 import re
 import secrets
 import shutil
+import socket
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,3 +280,48 @@ def test_image_runs_as_non_root_with_oci_labels(image: Built) -> None:
     for key in ("org.opencontainers.image.source", "org.opencontainers.image.revision",
                 "org.opencontainers.image.title"):
         assert key in labels, f"{image.case.name}: missing OCI label {key}"
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_the_hf_server_image_answers_its_probes(session: Session) -> None:
+    """The built image's own entrypoint module serves /livez (200) and /readyz (503, with why) on a
+    loopback port: the light test image has no torch, which is exactly a model that cannot load."""
+    image = built(session, next(c for c in CASES if c.name == "hf-server"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ctr = session.buildah.run("from", "--pull=never", image.build.image).stdout.strip()
+    # `timeout`: the server stops by itself even if this test dies first; --foreground keeps it in the
+    # process group that stop() signals (plain `timeout` makes a group of its own).
+    server = session.buildah.start(ctr, {"HOST": "127.0.0.1", "PORT": str(port), "MODEL_PATH": "/tmp"},
+                                   ["timeout", "--foreground", "90", "python", "-m", "hf_server"])
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                live = _get(f"http://127.0.0.1:{port}/livez")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (server.stdout.read()
+                                                                              if server.poll() is not None else "")
+                time.sleep(0.5)
+        assert live == (200, {"status": "alive"})
+        deadline = time.monotonic() + 30
+        while (ready := _get(f"http://127.0.0.1:{port}/readyz"))[1]["status"] == "loading":
+            assert time.monotonic() < deadline, ready
+            time.sleep(0.2)
+        assert ready[0] == 503 and ready[1]["status"] == "error", ready
+        health = _get(f"http://127.0.0.1:{port}/health")
+        assert health[0] == 503 and health[1]["error"] == ready[1]["error"]
+        assert "config.json" in ready[1]["error"] or "torch" in ready[1]["error"], ready
+        assert _get(f"http://127.0.0.1:{port}/livez")[0] == 200, "a model that cannot load must not fail liveness"
+    finally:
+        session.buildah.stop(server)
+        session.buildah.remove(ctr)
