@@ -3,6 +3,10 @@ not fail a CI job, so CI could silently stop running what the README says it run
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from tests.images import buildah
@@ -41,3 +45,16 @@ def test_every_reason_to_skip_is_one_ci_refuses(monkeypatch: pytest.MonkeyPatch)
     assert reason is not None and "buildah is not installed" in reason
     with pytest.raises(pytest.fail.Exception):
         buildah.require_tool_or_skip(reason)
+
+
+@pytest.mark.parametrize(("ci", "rc", "says"), [("true", 1, "ERROR: "), ("", 0, "SKIP: ")])
+def test_setup_refuses_to_leave_ci_without_buildah(tmp_path: Path, ci: str, rc: int, says: str) -> None:
+    """scripts/setup.d/10-buildah.sh where nothing can install buildah (no buildah, no apt-get on PATH)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "id").symlink_to(shutil.which("id"))
+    done = subprocess.run([shutil.which("bash"), str(buildah.REPO / "scripts/setup.d/10-buildah.sh")],
+                          capture_output=True, text=True, timeout=30, check=False,
+                          env={"PATH": str(bin_dir), "CI": ci})
+    assert done.returncode == rc, done.stdout + done.stderr
+    assert says in done.stdout and "buildah debootstrap missing" in done.stdout

@@ -142,6 +142,9 @@ class ModelEngine:
         log.info(
             "loading model from %s (quantization=%s)", self.settings.model_path, self.settings.quantization
         )
+        if self.settings.trust_remote_code:
+            log.warning("TRUST_REMOTE_CODE=true: Python code shipped in %s may run in this process",
+                        self.settings.model_path)
         try:
             self._load()
         except ModelLoadError as exc:
