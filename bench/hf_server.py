@@ -86,6 +86,7 @@ def serve_and_measure(model_path: Path, quantization: str, tokens: int, runs: in
 
     settings = Settings(
         model_path=str(model_path),
+        served_model_name=f"bench-{quantization}",
         quantization=quantization,
         max_tokens_limit=max(tokens, 16),
         max_concurrency=1,
@@ -102,6 +103,7 @@ def serve_and_measure(model_path: Path, quantization: str, tokens: int, runs: in
         quantization=quantization,
         device=health["device"],
         attention=health["attention"],
+        attention_reason=health["attention_reason"],
         vram_used_gb=health["vram_used_gb"],
         load_s=health.get("load_seconds"),
     )

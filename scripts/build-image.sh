@@ -2,47 +2,73 @@
 # The local inner loop: build one platform image the way `pulumi up` does (BuildKit secrets,
 # nothing secret in ARG/ENV), without pushing.
 #
-#   HF_TOKEN=hf_... make image NAME=model-cache      # or NAME=hf-server
+#   make image NAME=model-cache                                  # needs no secret at all
+#   make image NAME=hf-server
+#   HF_TOKEN=hf_... make image NAME=hf-server PREFETCH_MODEL=meta-llama/Llama-3.1-8B-Instruct
+#
+# The images (name, context, Dockerfile) and the secret ids are read from the code
+# (components.images.PLATFORM_IMAGES, scripts/lint_secrets.py), as the leak test reads them.
 #
 # Environment:
-#   HF_TOKEN        required: passed as the build secret hf_token BY REFERENCE (--secret
-#                   id=hf_token,env=HF_TOKEN), never on a command line, never as a build arg
-#   PIP_INDEX_FILE  optional env-style file (PIP_INDEX_URL=... / PIP_EXTRA_INDEX_URL=...) -> secret pip_index
+#   HF_TOKEN        passed as the build secret hf_token BY REFERENCE (--secret id=hf_token,env=HF_TOKEN),
+#                   never on a command line or as a build arg, to the images whose Dockerfile mounts it;
+#                   required only with PREFETCH_MODEL (hf-server), which fails at once without it
+#   PREFETCH_MODEL  hf-server only: bake this Hub repo's config + tokenizer into the image (build arg)
+#   PIP_INDEX       optional env-style text (PIP_INDEX_URL=... / PIP_EXTRA_INDEX_URL=... lines) -> secret
+#                   pip_index, by reference; or PIP_INDEX_FILE: the same in a file
 #   PIP_CA_FILE     optional CA bundle for an index/proxy with a private CA -> secret pip_ca
 #                   (default: $PIP_CERT when set, as on machines behind an egress proxy)
 #   REQUIREMENTS    hf-server only: e.g. requirements-buildtest.txt for a light build without torch
 #   IMAGE_TAG       default localhost/gpu-platform/NAME:dev
 #   LOCAL_BASE=1    build on the local debootstrap base (no registry pull; buildah only)
 #   BUILDER         buildah (default when installed) or docker (docker buildx)
+#   DRY_RUN=1       print the build command (secrets appear by reference only) instead of running it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 2; }
 log() { printf '\033[1;34m[image]\033[0m %s\n' "$*" >&2; }
 
-name="${1:-${NAME:-}}"
-case "$name" in
-  model-cache) context=images/model-cache; dockerfile=images/model-cache/Dockerfile ;;
-  hf-server)   context=images/hf-server;   dockerfile=images/hf-server/Dockerfile.hf ;;
-  "") die "which image? make image NAME=model-cache (or NAME=hf-server)" ;;
-  *)  die "unknown image '$name': known images are model-cache, hf-server" ;;
-esac
+python="${PYTHON:-.venv/bin/python}"
+[ -x "$python" ] || die "$python is missing: run make setup first"
+# One line per image, "name context dockerfile", then the secret ids: written once, in the code.
+code="$("$python" -c '
+from components.config.images import HF_TOKEN_SECRET_ID, PIP_CA_SECRET_ID, PIP_INDEX_SECRET_ID, PLATFORM_IMAGES
+for image in PLATFORM_IMAGES:
+    print("image", image.name, image.context, image.dockerfile)
+print("secrets", HF_TOKEN_SECRET_ID, PIP_INDEX_SECRET_ID, PIP_CA_SECRET_ID)
+')" || die "cannot read the image list from components.config.images (see the error above)"
+read -r _ hf_token_id pip_index_id pip_ca_id < <(grep '^secrets ' <<<"$code")
+known="$(awk '$1 == "image" {printf "%s%s", sep, $2; sep=", "}' <<<"$code")"
 
-# Fail now, naming the variable, rather than with an opaque 401 or 'secret not found' later.
-if [ -z "${HF_TOKEN:-}" ]; then
-  die "HF_TOKEN is not set: $dockerfile needs the build secret hf_token (required=true).
+name="${1:-${NAME:-}}"
+[ -n "$name" ] || die "which image? make image NAME=<one of: $known>"
+read -r _ _ context dockerfile < <(awk -v n="$name" '$1 == "image" && $2 == n' <<<"$code") || true
+[ -n "${dockerfile:-}" ] || die "unknown image '$name': known images are $known"
+
+secrets=()
+takes_token=false
+grep -q "id=$hf_token_id" "$dockerfile" && takes_token=true
+if [ -n "${PREFETCH_MODEL:-}" ]; then
+  [ "$takes_token" = true ] || die "PREFETCH_MODEL is for an image whose Dockerfile prefetches (hf-server), not $name"
+  # Fail now, naming the secret and the command, rather than with an opaque 401 later.
+  [ -n "${HF_TOKEN:-}" ] || die "HF_TOKEN is not set: PREFETCH_MODEL=$PREFETCH_MODEL needs the build secret $hf_token_id.
        export HF_TOKEN=hf_...   (a read token from https://huggingface.co/settings/tokens)
-       It is passed as a BuildKit secret by reference and never lands in the image."
+       It is passed as a BuildKit secret by reference (--secret id=$hf_token_id,env=HF_TOKEN) and never lands in the image."
 fi
-secrets=(--secret id=hf_token,env=HF_TOKEN)
-if [ -n "${PIP_INDEX_FILE:-}" ]; then
+if [ "$takes_token" = true ] && [ -n "${HF_TOKEN:-}" ]; then
+  secrets+=(--secret "id=$hf_token_id,env=HF_TOKEN")
+fi
+if [ -n "${PIP_INDEX:-}" ]; then
+  secrets+=(--secret "id=$pip_index_id,env=PIP_INDEX")
+elif [ -n "${PIP_INDEX_FILE:-}" ]; then
   [ -f "$PIP_INDEX_FILE" ] || die "PIP_INDEX_FILE=$PIP_INDEX_FILE is not a file"
-  secrets+=(--secret "id=pip_index,src=$PIP_INDEX_FILE")
+  secrets+=(--secret "id=$pip_index_id,src=$PIP_INDEX_FILE")
 fi
 ca="${PIP_CA_FILE:-${PIP_CERT:-}}"
 if [ -n "$ca" ]; then
   [ -f "$ca" ] || die "PIP_CA_FILE=$ca is not a file"
-  secrets+=(--secret "id=pip_ca,src=$ca")
+  secrets+=(--secret "id=$pip_ca_id,src=$ca")
 fi
 
 revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
@@ -50,6 +76,7 @@ source_url="$(git remote get-url origin 2>/dev/null | sed -E 's#^git@([^:]+):#ht
 args=(--build-arg "REVISION=$revision")
 [ -n "$source_url" ] && args+=(--build-arg "SOURCE=$source_url")
 [ "$name" = hf-server ] && [ -n "${REQUIREMENTS:-}" ] && args+=(--build-arg "REQUIREMENTS=$REQUIREMENTS")
+[ -n "${PREFETCH_MODEL:-}" ] && args+=(--build-arg "PREFETCH_MODEL=$PREFETCH_MODEL")
 tag="${IMAGE_TAG:-localhost/gpu-platform/$name:dev}"
 
 builder="${BUILDER:-}"
@@ -59,6 +86,10 @@ if [ -z "$builder" ]; then
   else die "neither buildah nor docker is installed (make setup installs buildah as root)"; fi
 fi
 
+if [ "${DRY_RUN:-}" = 1 ]; then
+  echo "$builder build ${secrets[*]} ${args[*]} -f $dockerfile -t $tag $context"
+  exit 0
+fi
 started=$SECONDS
 if [ "$builder" = docker ]; then
   [ "${LOCAL_BASE:-}" = 1 ] && die "LOCAL_BASE=1 needs buildah"
@@ -89,7 +120,7 @@ PY
   fi
   log "buildah build $dockerfile -> $tag"
   # No --layers: with vfs a commit per step is slower than a rebuild, and a cached RUN step would
-  # skip the required hf_token check (buildah 1.28).
+  # skip a required secret check (buildah 1.28).
   buildah "${storage[@]}" build --isolation chroot "${pull[@]}" "${secrets[@]}" "${args[@]}" \
     -f "$dockerfile" -t "$tag" "$context"
   log "inspect: buildah ${storage[*]} inspect $tag"

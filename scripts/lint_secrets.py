@@ -8,8 +8,12 @@ Dockerfile rules (docs/secrets-and-images.md):
   D2 no ARG or ENV whose name looks like a credential (ARG/ENV values land in the history/config);
   D3 no ARG/ENV value holding a URL with ``user:password@``;
   D4 a RUN that reads ``/run/secrets/ID`` mounts ``type=secret,id=ID`` itself (only that step sees it);
-  D5 the ``hf_token`` mount is ``required=true`` (a build without the token fails at once);
-  D6 the final stage ends with a non-root USER.
+  D5 an ``hf_token`` mount is ``required=true`` (a build without the token fails at once), or
+     ``required=false`` in a RUN that itself fails, naming ``--secret id=hf_token``, where it needs
+     the token (hf-server needs it only to prefetch a model);
+  D6 the final stage ends with a non-root USER;
+  D7 no RUN sources a secret file as shell (``. /run/secrets/ID``, ``source ...``): an env-style
+     secret is parsed for the keys the step expects, so a line in it is data, never code.
 Credential files (any path): ``.netrc``/``_netrc``, ``.npmrc``/``.pypirc``/``pip.conf`` holding a
 token or password, ``.env*`` with non-empty values (``.env.example``/``.env.sample`` with empty
 values are fine), docker ``config.json`` with ``auths``, private keys.
@@ -27,11 +31,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from components.config.images import (
+    BUILD_SECRET_IDS,
+    HF_TOKEN_SECRET_ID,
+    PIP_CA_SECRET_ID,
+    PIP_INDEX_SECRET_ID,
+)
 from components.images import credential_like
+
+#: The BuildKit secret ids the Dockerfiles mount (``RUN --mount=type=secret,id=...``). Python code
+#: and tests take them from here; Dockerfiles, compose.yaml and build-image.sh spell them out, and
+#: tests/images/test_dockerfiles.py checks those spellings against these names.
+HF_TOKEN_SECRET = HF_TOKEN_SECRET_ID
+PIP_INDEX_SECRET = PIP_INDEX_SECRET_ID
+PIP_CA_SECRET = PIP_CA_SECRET_ID
+BUILD_SECRETS = BUILD_SECRET_IDS
 
 _URL_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:$]+:[^/@\s]+@", re.IGNORECASE)
 _SECRET_MOUNT = re.compile(r"--mount=type=secret,([^\s]+)")
 _SECRET_READ = re.compile(r"/run/secrets/([A-Za-z0-9_.-]+)")
+_SECRET_SOURCED = re.compile(r"(?:^|[\s;&|(])(?:\.|source)\s+[\"']?/run/secrets/")
+_NPM_AUTH = re.compile(r"(?:_authToken|_auth|_password|npmAuthToken|npmAuthIdent)\s*[=:]\s*(\S+)")
 _SKIP_DIRS = {".git", ".venv", "node_modules", "out", "__pycache__", ".pytest_cache", ".ruff_cache", "build"}
 
 
@@ -55,6 +75,24 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
     if current:
         out.append((start, current))
     return out
+
+
+def run_secret_mounts(run: str) -> dict[str, dict[str, str]]:
+    """``{id: {"type": "secret", "id": ..., "required": ...}}`` of one RUN's secret mounts."""
+    mounts = {}
+    for spec in _SECRET_MOUNT.findall(run):
+        fields = dict(f.split("=", 1) for f in f"type=secret,{spec}".split(",") if "=" in f)
+        mounts[fields.get("id", "")] = fields
+    return mounts
+
+
+def secret_mounts(text: str) -> dict[str, dict[str, str]]:
+    """Every secret a Dockerfile mounts, over all its RUN instructions (the last mount of an id wins)."""
+    mounts: dict[str, dict[str, str]] = {}
+    for _, line in logical_lines(text):
+        if line.split(" ", 1)[0].upper() == "RUN":
+            mounts.update(run_secret_mounts(line))
+    return mounts
 
 
 def _names_and_values(op: str, rest: str) -> list[tuple[str, str]]:
@@ -90,17 +128,18 @@ def lint_dockerfile(path: Path, text: str | None = None) -> list[str]:
                 if _URL_CREDENTIALS.search(value):
                     problems.append(f"{path}:{number}: D3 {op} {name} holds a URL with user:password@")
         elif op == "RUN":
-            mounts = {}
-            for spec in _SECRET_MOUNT.findall(rest):
-                fields = dict(f.split("=", 1) for f in spec.split(",") if "=" in f)
-                mounts[fields.get("id", "")] = fields
+            mounts = run_secret_mounts(rest)
             for read in set(_SECRET_READ.findall(rest)):
                 if read not in mounts:
                     problems.append(f"{path}:{number}: D4 reads /run/secrets/{read} without mounting "
                                     f"type=secret,id={read} in this RUN")
-            hf = mounts.get("hf_token")
-            if hf is not None and hf.get("required") != "true":
-                problems.append(f"{path}:{number}: D5 the hf_token secret mount must be required=true")
+            hf = mounts.get(HF_TOKEN_SECRET)
+            if hf is not None and hf.get("required") != "true" and f"--secret id={HF_TOKEN_SECRET}" not in rest:
+                problems.append(f"{path}:{number}: D5 the {HF_TOKEN_SECRET} secret mount must be required=true, "
+                                f"or the RUN must fail naming --secret id={HF_TOKEN_SECRET} where it needs it")
+            if _SECRET_SOURCED.search(rest):
+                problems.append(f"{path}:{number}: D7 a secret file is sourced as shell; read only the keys "
+                                "the step expects (see the pip_index parser in images/model-cache/Dockerfile)")
     if last_user is None or last_user.split(":")[0] in ("", "root", "0"):
         problems.append(f"{path}: D6 the final stage must switch to a non-root USER")
     return problems
@@ -110,9 +149,13 @@ def lint_credential_file(path: Path, text: str) -> list[str]:
     name = path.name
     if name in (".netrc", "_netrc"):
         return [f"{path}: C1 a .netrc holds login credentials; never commit one"]
-    if name in (".npmrc", ".yarnrc", ".yarnrc.yml") and re.search(r"(_authToken|_auth|_password|npmAuthToken)\s*[=:]",
-                                                                  text):
-        return [f"{path}: C2 {name} holds a registry token; use ${{NPM_TOKEN}} from the environment"]
+    if name in (".npmrc", ".yarnrc", ".yarnrc.yml"):
+        # A value is a credential unless it only refers to the environment (``${NPM_TOKEN}``).
+        literal = [n for n, line in enumerate(text.splitlines(), 1)
+                   if (m := _NPM_AUTH.search(line)) and not re.fullmatch(r"""["']?\$\{\w+\}["']?""", m.group(1))]
+        if literal:
+            return [(f"{path}:{literal[0]}: C2 {name} holds a registry token; write ${{NPM_TOKEN}} and set "
+                     "NPM_TOKEN in the environment")]
     if name in (".pypirc", "pip.conf", "pip.ini") and (re.search(r"(?im)^\s*password\s*=\s*\S", text)
                                                       or _URL_CREDENTIALS.search(text)):
         return [f"{path}: C3 {name} holds an index password"]

@@ -13,8 +13,13 @@ from typing import Final
 
 #: Platforms an image may be built for.
 PLATFORMS: Final = ("linux/amd64", "linux/arm64")
-#: The BuildKit secret id the Dockerfiles read the Hugging Face token from (``RUN --mount=type=secret,id=...``).
-HF_TOKEN_SECRET_ID: Final = "hf_token"
+#: BuildKit secret ids the Dockerfiles read (``RUN --mount=type=secret,id=...``): the Hugging Face
+#: token (hf-server, only to prefetch a model at build time), an env-style file with PIP_INDEX_URL /
+#: PIP_EXTRA_INDEX_URL for a private package index, and a CA bundle for that index. All optional.
+HF_TOKEN_SECRET_ID: Final = "hf_token"  # pragma: allowlist secret
+PIP_INDEX_SECRET_ID: Final = "pip_index"  # pragma: allowlist secret
+PIP_CA_SECRET_ID: Final = "pip_ca"  # pragma: allowlist secret
+BUILD_SECRET_IDS: Final = (HF_TOKEN_SECRET_ID, PIP_INDEX_SECRET_ID, PIP_CA_SECRET_ID)
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,8 @@ class ImageSpec:
     build_args: Mapping[str, str] = field(default_factory=dict)
 
 
-#: The platform's images. Both Dockerfiles need the ``hf_token`` BuildKit secret (required=true).
+#: The platform's images. None needs a secret to build; hf-server reads ``hf_token`` only when a
+#: ``PREFETCH_MODEL`` build arg asks it to bake a model in.
 PLATFORM_IMAGES: Final = (
     ImageSpec("model-cache", "images/model-cache", "images/model-cache/Dockerfile", "modelCacheImage"),
     ImageSpec("hf-server", "images/hf-server", "images/hf-server/Dockerfile.hf", "hfServerImage"),

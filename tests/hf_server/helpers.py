@@ -13,7 +13,20 @@ import httpx
 
 SERVER_SRC = Path(__file__).resolve().parents[2] / "images" / "hf-server"
 import uvicorn
+from hf_server.engine import ModelEngine
 from prometheus_client.parser import text_string_to_metric_families
+
+
+class GatedEngine(ModelEngine):
+    """Loads only when the test opens the gate, so the loading state can be observed for sure."""
+
+    def __init__(self, settings, gate: threading.Event):
+        super().__init__(settings)
+        self.gate = gate
+
+    def _load(self):
+        assert self.gate.wait(60), "test never opened the gate"
+        super()._load()
 
 
 class ThreadServer:

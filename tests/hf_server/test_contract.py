@@ -16,7 +16,7 @@ MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content
 def server(tiny_model_dir):
     settings = Settings(
         model_path=str(tiny_model_dir),
-        model_name=SERVED,
+        served_model_name=SERVED,
         quantization="none",
         max_concurrency=2,
         max_queue=4,

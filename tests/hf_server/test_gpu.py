@@ -1,4 +1,4 @@
-"""GPU-only checks: the 4-bit nf4 path, /health's VRAM figure and the attention choice.
+"""GPU-only checks: the 4-bit nf4 path, /health's VRAM figure, the attention choice and its reason.
 
 Skipped with the reason printed where torch sees no CUDA device (conftest); run them on a GPU machine:
     bash scripts/test.d/60-hf-server.sh -m gpu -rA
@@ -12,6 +12,7 @@ import importlib.util
 import pytest
 from helpers import ThreadServer, wait_health
 from hf_server import Settings, create_app
+from hf_server.app import LIVENESS_PATH, READINESS_PATH
 from hf_server.engine import ModelEngine, flash_attention_support
 
 pytestmark = pytest.mark.gpu
@@ -94,7 +95,10 @@ def test_attention_is_flash_attention_2_exactly_when_supported(gpu_model_dir):
     try:
         supported, why = flash_attention_support(torch, True, torch.bfloat16)
         expected = "flash_attention_2" if supported else "sdpa"
-        assert engine.health()["attention"] == expected, why
+        health = engine.health()
+        assert health["attention"] == expected == engine.model.config._attn_implementation, why
+        # /health says why, in the same words as the check that decided it.
+        assert why in health["attention_reason"] and health["attention_reason"].startswith("auto: ")
         print(
             f"\nflash_attn installed: {importlib.util.find_spec('flash_attn') is not None}; "
             f"attention={engine.attention} ({why})"
@@ -104,11 +108,13 @@ def test_attention_is_flash_attention_2_exactly_when_supported(gpu_model_dir):
 
 
 def test_4bit_server_generates_over_http(gpu_model_dir):
-    settings = Settings(model_path=str(gpu_model_dir), quantization="4bit", model_name="gpu-tiny")
+    settings = Settings(model_path=str(gpu_model_dir), quantization="4bit", served_model_name="gpu-tiny")
     with ThreadServer(create_app(settings)) as srv, srv.client() as c:
         wait_health(c, 200, timeout=300)
         health = c.get("/health").json()
         assert health["vram_used_gb"] > 0 and health["quantization"] == "4bit"
+        assert health["attention"] in ("flash_attention_2", "sdpa") and health["attention_reason"]
+        assert c.get(READINESS_PATH).status_code == 200 and c.get(LIVENESS_PATH).status_code == 200
         r = c.post(
             "/v1/chat/completions",
             json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 16, "temperature": 0},

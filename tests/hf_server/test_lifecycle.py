@@ -10,21 +10,9 @@ import sys
 import threading
 
 import pytest
-from helpers import SERVER_SRC, ThreadServer, assert_clean_error, wait_health
+from helpers import SERVER_SRC, GatedEngine, ThreadServer, assert_clean_error, wait_health
 from hf_server import Settings, SettingsError, create_app
 from hf_server.engine import ModelEngine, _StopTrimmer
-
-
-class GatedEngine(ModelEngine):
-    """Loads only when the test opens the gate, so the loading state can be observed for sure."""
-
-    def __init__(self, settings, gate: threading.Event):
-        super().__init__(settings)
-        self.gate = gate
-
-    def _load(self):
-        assert self.gate.wait(60), "test never opened the gate"
-        super()._load()
 
 
 def _settings(path, **kw) -> Settings:
@@ -40,7 +28,7 @@ def test_health_is_503_while_loading_then_200(tiny_model_dir):
         assert r.status_code == 503
         body = r.json()
         assert body["status"] == "loading" and body["model_loaded"] is False
-        assert body["model"] == tiny_model_dir.name  # MODEL_NAME unset: the folder name
+        assert body["model"] == tiny_model_dir.name  # SERVED_MODEL_NAME unset: the folder name
         assert "error" not in body
         r = c.post("/v1/completions", json={"prompt": "hi", "max_tokens": 2})
         assert r.status_code == 503 and r.headers["retry-after"]
@@ -117,6 +105,7 @@ def test_4bit_without_a_gpu_is_a_clear_error(tiny_model_dir, caplog):
         ({"PORT": "70000"}, "PORT=70000 is out of range"),
         ({"MAX_TOKENS_LIMIT": "100", "DEFAULT_MAX_TOKENS": "200"}, "DEFAULT_MAX_TOKENS=200 is larger"),
         ({"ATTENTION": "magic"}, "ATTENTION='magic'"),
+        ({"TRUST_REMOTE_CODE": "maybe"}, "TRUST_REMOTE_CODE='maybe' is not a boolean"),
     ],
 )
 def test_bad_settings_name_the_variable(env, needle):
@@ -138,7 +127,9 @@ def test_settings_from_env():
     )
     assert (s.quantization, s.max_concurrency, s.max_queue, s.port) == ("none", 3, 0, 9000)
     assert s.served_name == "Llama-3-8B" and s.default_max_tokens == 100
-    assert Settings.from_env({"MODEL_PATH": "/m", "MODEL_NAME": "llama"}).served_name == "llama"
+    assert Settings.from_env({"MODEL_PATH": "/m", "SERVED_MODEL_NAME": "llama"}).served_name == "llama"
+    # MODEL_NAME is model-cache's Hub repo id in the same pod: it never renames the served model.
+    assert Settings.from_env({"MODEL_PATH": "/m/x", "MODEL_NAME": "acme/repo"}).served_name == "x"
     assert Settings.from_env({}).quantization == "4bit"  # the image's purpose; tests opt out
 
 

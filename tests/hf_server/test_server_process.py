@@ -59,7 +59,7 @@ def start_server(tmp_path):
 def test_real_server_process_serves_the_contract(start_server, tiny_model_dir):
     proc, c, log = start_server(
         MODEL_PATH=tiny_model_dir,
-        MODEL_NAME="tiny",
+        SERVED_MODEL_NAME="tiny",
         QUANTIZATION="none",
         MAX_CONCURRENCY=1,
         MAX_QUEUE=2,

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from components.config.images import PLATFORM_IMAGES
 from scripts.lint_secrets import logical_lines
 from tests.images.buildah import REPO
 
-DOCKERFILES = {
-    "images/model-cache/Dockerfile": "images/model-cache",
-    "images/hf-server/Dockerfile.hf": "images/hf-server",
-}
+DOCKERFILES = {spec.dockerfile: spec.context for spec in PLATFORM_IMAGES}
 
 
 def copy_sources(dockerfile: Path, build_args: dict[str, str]) -> list[str]:
@@ -51,9 +49,19 @@ def test_copy_sources_exist_in_a_fresh_clone(dockerfile: str, requirements: str)
     files = committable()
     context = DOCKERFILES[dockerfile]
     missing = []
-    for source in copy_sources(REPO / dockerfile, {"REQUIREMENTS": requirements}):
+    sources = copy_sources(REPO / dockerfile, {"REQUIREMENTS": requirements})
+    # A parser that finds nothing would pass every Dockerfile: each one copies its program in.
+    assert sources, f"no COPY/ADD source found in {dockerfile}: the parser is broken or the Dockerfile changed"
+    for source in sources:
         path = f"{context}/{source}".rstrip("/").replace("/./", "/").removesuffix("/.")
         if path not in files and not any(f.startswith(path + "/") for f in files):
             missing.append(source)
     assert not missing, (f"{dockerfile} copies {missing}, which a fresh clone lacks (git-ignored or absent); "
                          "commit it (git add -f) or fix .gitignore")
+
+
+def test_copy_sources_are_read_from_continued_and_flagged_lines(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM x AS a\nARG R=req.txt\nCOPY --chown=1:1 ${R} \\\n  src /app/\n"
+                          "COPY --from=a /x /y\nADD data.tar /d\n")
+    assert copy_sources(dockerfile, {}) == ["req.txt", "src", "data.tar"]

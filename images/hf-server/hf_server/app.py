@@ -26,6 +26,10 @@ from .settings import Settings
 
 log = logging.getLogger("hf_server")
 DISCONNECT_POLL_S = 0.5
+#: Probe paths (the Deployment's livenessProbe/startupProbe and readinessProbe use these).
+LIVENESS_PATH = "/livez"
+READINESS_PATH = "/readyz"
+HEALTH_PATH = "/health"
 
 
 class APIError(Exception):
@@ -325,7 +329,23 @@ def create_app(settings: Settings | None = None, engine: ModelEngine | None = No
         )
 
     # ---- endpoints -----------------------------------------------------------------------------
-    @app.get("/health")
+    # Probes: liveness asks only whether the process answers (a model that failed to load must not
+    # be restarted forever), readiness whether the model serves; /health is the full report.
+    @app.get(LIVENESS_PATH)
+    async def livez():
+        return {"status": "alive"}
+
+    @app.get(READINESS_PATH)
+    async def readyz():
+        metrics.model_loaded.set(1 if engine.ready else 0)
+        if engine.ready:
+            return {"status": "ready"}
+        body = {"status": engine.state}
+        if engine.error:
+            body["error"] = engine.error
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(max(settings.retry_after_s, 1))})
+
+    @app.get(HEALTH_PATH)
     async def health():
         body = engine.health()
         metrics.model_loaded.set(1 if engine.ready else 0)

@@ -6,7 +6,9 @@ image lacks them still starts and says so in /health.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import json
 import logging
 import os
 import threading
@@ -113,6 +115,7 @@ class ModelEngine:
         self.tokenizer = None
         self.device = "unknown"
         self.attention = settings.attention if settings.attention != "auto" else None
+        self.attention_reason: str | None = None
         self.dtype: str | None = None
         self.load_seconds: float | None = None
         self.context_length: int | None = None
@@ -139,6 +142,9 @@ class ModelEngine:
         log.info(
             "loading model from %s (quantization=%s)", self.settings.model_path, self.settings.quantization
         )
+        if self.settings.trust_remote_code:
+            log.warning("TRUST_REMOTE_CODE=true: Python code shipped in %s may run in this process",
+                        self.settings.model_path)
         try:
             self._load()
         except ModelLoadError as exc:
@@ -208,22 +214,39 @@ class ModelEngine:
 
         dtype = self._pick_dtype(torch, cuda)
         self.dtype = str(dtype).removeprefix("torch.")
-        attention = self._pick_attention(torch, cuda, dtype)
+        attention, self.attention_reason = self._pick_attention(torch, cuda, dtype)
         self.attention = attention
 
-        kwargs: dict = {"dtype": dtype, "attn_implementation": attention, "local_files_only": True}
+        trust = self.settings.trust_remote_code
+        kwargs: dict = {"dtype": dtype, "attn_implementation": attention, "local_files_only": True,
+                        "trust_remote_code": trust}
         if quantization == "4bit":
             compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             kwargs["quantization_config"] = nf4_config(transformers, compute)
         if cuda:
             kwargs["device_map"] = {"": 0}
 
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(
+                str(path), local_files_only=True, trust_remote_code=trust
+            )
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+        except Exception as exc:
+            if not trust and ships_code(path):
+                raise ModelLoadError(
+                    f"the model in {path} ships its own code (auto_map in config.json) and TRUST_REMOTE_CODE "
+                    "is off; set TRUST_REMOTE_CODE=true (models[].trustRemoteCode) only for a model whose code "
+                    f"you have reviewed, since it runs inside the server ({_first_line(exc, 200)})"
+                ) from None
+            raise
         model.eval()
         if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.attention = getattr(model.config, "_attn_implementation", attention) or attention
+        # Report what the loaded model really uses, not what was asked for.
+        actual = getattr(model.config, "_attn_implementation", None) or attention
+        if actual != attention:
+            self.attention_reason = f"{self.attention_reason}; transformers loaded {actual} instead of {attention}"
+        self.attention = actual
         self.context_length = getattr(model.config, "max_position_embeddings", None)
         self.tokenizer, self.model = tokenizer, model
 
@@ -235,14 +258,20 @@ class ModelEngine:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
 
-    def _pick_attention(self, torch, cuda: bool, dtype) -> str:
+    def _pick_attention(self, torch, cuda: bool, dtype) -> tuple[str, str]:
+        """The attention implementation to load with, and why (shown in /health)."""
         choice = self.settings.attention
+        if choice not in ("auto", "flash_attention_2"):
+            return choice, f"ATTENTION={choice} was set"
         fa2_ok, why = flash_attention_support(torch, cuda, dtype)
-        if choice == "flash_attention_2" and not fa2_ok:
-            raise ModelLoadError(f"ATTENTION=flash_attention_2 was asked for but {why}")
-        if choice != "auto":
-            return choice
-        return "flash_attention_2" if fa2_ok else "sdpa"
+        if choice == "flash_attention_2":
+            if not fa2_ok:
+                raise ModelLoadError(f"ATTENTION=flash_attention_2 was asked for but {why}")
+            return choice, f"ATTENTION=flash_attention_2 was set and {why}"
+        if fa2_ok:
+            return "flash_attention_2", f"auto: {why}"
+        # SDPA picks its own fused kernel (flash or memory-efficient) where the GPU has one.
+        return "sdpa", f"auto: {why}, so PyTorch SDPA"
 
     # ---- reporting -----------------------------------------------------------------------------
     def vram_used_gb(self) -> float | None:
@@ -259,6 +288,8 @@ class ModelEngine:
             "model": self.settings.served_name,
             "quantization": self.settings.quantization,
             "attention": self.attention,
+            "attention_reason": self.attention_reason,
+            "trust_remote_code": self.settings.trust_remote_code,
             "vram_used_gb": self.vram_used_gb(),
             "device": self.device,
         }
@@ -427,9 +458,22 @@ def flash_attention_support(torch, cuda: bool, dtype) -> tuple[bool, str]:
         return False, "no CUDA GPU is present"
     if importlib.util.find_spec("flash_attn") is None:
         return False, "the flash_attn package is not installed"
+    try:
+        # Installed is not enough: a wheel built for another torch/CUDA fails here (undefined symbols).
+        importlib.import_module("flash_attn")
+    except Exception as exc:  # noqa: BLE001 - ImportError, OSError from the extension: any means unusable
+        return False, f"the flash_attn package is installed but does not import ({_first_line(exc, 160)})"
     major, minor = torch.cuda.get_device_capability(0)
     if major < 8:
         return False, f"the GPU's compute capability {major}.{minor} is below 8.0 (Ampere)"
     if dtype not in (torch.float16, torch.bfloat16):
-        return False, f"FlashAttention-2 needs float16/bfloat16, not {dtype}"
-    return True, "supported"
+        return False, f"FlashAttention-2 needs float16/bfloat16, not {str(dtype).removeprefix('torch.')}"
+    return True, f"flash_attn imports and the GPU (compute capability {major}.{minor}) supports it"
+
+
+def ships_code(model_dir: Path) -> bool:
+    """Whether the model folder's config.json maps Auto classes to Python files of its own."""
+    try:
+        return "auto_map" in json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False

@@ -43,6 +43,20 @@ def _float(env: Mapping[str, str], key: str, default: float, minimum: float) -> 
     return value
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise SettingsError(f"{key}={raw!r} is not a boolean; allowed: true, false (also 1/0, yes/no, on/off)")
+    return value in _TRUE
+
+
 def _choice(env: Mapping[str, str], key: str, default: str, allowed: tuple[str, ...]) -> str:
     value = (env.get(key) or default).strip().lower()
     if value not in allowed:
@@ -53,10 +67,15 @@ def _choice(env: Mapping[str, str], key: str, default: str, allowed: tuple[str, 
 @dataclass(frozen=True)
 class Settings:
     model_path: str = "/models/model"
-    model_name: str = ""  # served name; defaults to the last component of model_path
+    #: The name served in /v1/models and accepted as ``model`` (env SERVED_MODEL_NAME); defaults to the
+    #: last component of model_path. Not MODEL_NAME: in the pod that is model-cache's Hub repo id.
+    served_model_name: str = ""
     quantization: str = "4bit"
     dtype: str = "auto"
     attention: str = "auto"
+    #: Run Python code shipped in the model folder (``auto_map`` in config.json). Off by default: that
+    #: code runs inside the server with its privileges (docs/hf-server.md, "trustRemoteCode").
+    trust_remote_code: bool = False
     host: str = "0.0.0.0"
     port: int = 8000
     max_concurrency: int = 1
@@ -69,7 +88,7 @@ class Settings:
 
     @property
     def served_name(self) -> str:
-        return self.model_name or Path(self.model_path.rstrip("/")).name or "model"
+        return self.served_model_name or Path(self.model_path.rstrip("/")).name or "model"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,10 +101,11 @@ class Settings:
             )
         return cls(
             model_path=(env.get("MODEL_PATH") or "/models/model").strip(),
-            model_name=(env.get("MODEL_NAME") or "").strip(),
+            served_model_name=(env.get("SERVED_MODEL_NAME") or "").strip(),
             quantization=_choice(env, "QUANTIZATION", "4bit", QUANTIZATIONS),
             dtype=_choice(env, "DTYPE", "auto", DTYPES),
             attention=_choice(env, "ATTENTION", "auto", ATTENTIONS),
+            trust_remote_code=_bool(env, "TRUST_REMOTE_CODE", False),
             host=(env.get("HOST") or "0.0.0.0").strip(),
             port=_int(env, "PORT", 8000, 0, 65535),
             max_concurrency=_int(env, "MAX_CONCURRENCY", 1, 1),
