@@ -124,11 +124,11 @@ def test_every_pulumi_cli_is_the_release_of_the_pinned_sdk() -> None:
 
 
 def test_uv_is_pinned_by_version_and_hash_and_python_is_3_11() -> None:
-    req = (ACTIONS / "setup-env" / "uv-requirements.txt").read_text()
+    req = (ACTIONS / "setup-env" / "requirements.txt").read_text()
     (line,) = [ln for ln in req.splitlines() if ln and not ln.startswith("#")]
     assert re.fullmatch(r"uv==\d+\.\d+\.\d+ --hash=sha256:[0-9a-f]{64}", line), line
     install = load_action("setup-env")["runs"]["steps"][0]["run"]
-    assert "--require-hashes" in install and "uv-requirements.txt" in install
+    assert "--require-hashes" in install and "requirements.txt" in install
     sync = load_action("setup-env")["runs"]["steps"][1]["run"]
     assert "uv sync --frozen" in sync and "--python 3.11" in sync
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"].startswith(">=3.11")
