@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SKIP_LINE = re.compile(r"^SKIPPED \[\d+\] (?P<path>[^\s:]+):\d+: (?P<reason>.*)$")
 CODE = re.compile(r"`([^`]+)`")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # pytest colours its summary when told to (FORCE_COLOR, --color=yes)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def forbidden_skips(log: str, rows: list[Row]) -> list[str]:
     """Each skip line of the log that falls under a `yes` row, or under no row at all."""
     bad = []
     for line in log.splitlines():
-        m = SKIP_LINE.match(line.strip())
+        m = SKIP_LINE.match(ANSI.sub("", line).strip())
         if not m:
             continue
         row = row_for(m["path"], rows)

@@ -126,6 +126,7 @@ def test_zstd_is_here_as_on_the_runner() -> None:
     ("SKIPPED [1] tests/workflows/test_image_token_scan.py:44: the zstd program is not installed", True),
     ("SKIPPED [1] tests/newarea/test_x.py:3: whatever", True),
     ("PASSED tests/images/test_image_leaks.py::test_x", False),
+    ("\x1b[33mSKIPPED\x1b[0m [2] tests/images/test_image_leaks.py:123: no local base image", True),
 ])
 def test_ci_skips_judges_each_skip_by_its_row(tmp_path: Path, line: str, bad: bool) -> None:
     log = tmp_path / "make-test.log"
