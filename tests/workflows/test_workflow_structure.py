@@ -429,6 +429,10 @@ def test_prod_verifies_dev_signatures_before_up_and_its_images_after() -> None:
     assert after["env"] == {"DEV_IMAGES": "${{ needs.dev.outputs.images }}",
                             "PROD_IMAGES": "${{ steps.up.outputs.images }}"}
     assert after["run"] == "python3 .github/scripts/check_promoted_images.py"
+    login = step_named(prod, "Log cosign in")
+    assert st.index(login) < st.index(verify) and login["if"] == verify["if"]
+    assert "--password-stdin" in login["run"] and prod["permissions"]["packages"] == "read"
+    assert st[-1]["if"] == "always()" and ".docker/config.json" in st[-1]["run"]
 
 
 def test_only_the_up_jobs_change_a_stack() -> None:
