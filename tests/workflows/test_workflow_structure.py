@@ -374,6 +374,9 @@ def test_pulumi_github_gets_a_minted_app_token_or_a_checked_pat() -> None:
     action = load_action("github-provider-token")
     mint, check = action["runs"]["steps"]
     assert uses(mint, "actions/create-github-app-token") and mint["if"] == "inputs.app-client-id != ''"
+    # v3.1.1's inputs (its action.yml): client-id replaces the deprecated app-id.
+    assert mint["with"] == {"client-id": "${{ inputs.app-client-id }}", "private-key": "${{ inputs.app-private-key }}"}
+    assert action["outputs"]["app-token"]["value"] == "${{ steps.app.outputs.token }}"
     assert "check_github_token.py" in check["run"]
 
 
