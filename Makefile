@@ -2,7 +2,7 @@
 STACK ?= dev
 PLAN_DIR ?= out/plan/$(STACK)
 
-.PHONY: setup setup-core plan test image bench lint
+.PHONY: setup setup-core plan test image bench lint doctor
 
 setup:            ## install everything (uv, .venv, buildah, linters)
 	bash scripts/setup.sh
@@ -26,3 +26,6 @@ bench: setup      ## benchmarks (not timed tests); see bench/README.md
 	.venv/bin/python bench/offline_plan.py
 	.venv/bin/python bench/model_cache.py
 	.venv-hf/bin/python bench/hf_server.py
+
+doctor: setup-core ## what a real `pulumi up` of STACK still needs, checked locally (docs/ci-cd.md)
+	.venv/bin/python scripts/doctor.py --stack $(STACK)

@@ -134,6 +134,7 @@ def _run_step(
         "IMAGE": IMAGE,
         "HF_TOKEN": token,
         "RUNNER_TEMP": str(tmp_path / "runner-temp"),
+        "STACK": "dev",
     }
     return subprocess.run(
         ["bash", "-c", _scan_step()], cwd=ROOT, env=env, capture_output=True, text=True, check=False
@@ -164,7 +165,8 @@ def test_step_fails_when_the_layers_cannot_be_read(tmp_path: Path) -> None:
     assert "::error title=token scan failed::" in result.stdout
 
 
-def test_step_warns_and_passes_without_a_token(tmp_path: Path) -> None:
+def test_step_fails_without_a_token_to_look_for(tmp_path: Path) -> None:
     result = _run_step(tmp_path, _image(LEAKY_LAYER), token="")
-    assert result.returncode == 0
-    assert "::warning title=token scan skipped::" in result.stdout
+    assert result.returncode == 1
+    assert "::error title=no HF token to scan for::" in result.stdout
+    assert "environment has no HF_TOKEN secret" in result.stdout
