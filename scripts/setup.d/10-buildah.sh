@@ -20,6 +20,7 @@ skip() {
 missing=()
 command -v buildah >/dev/null 2>&1 || missing+=(buildah)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v zstd >/dev/null 2>&1 || missing+=(zstd)  # the token scan reads zstd-compressed layers
 if [ ${#missing[@]} -eq 0 ]; then
   log "$(buildah --version), debootstrap present"
   exit 0
