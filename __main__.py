@@ -69,7 +69,6 @@ if settings.github is not None and settings.hf_token is not None:
 image_refs = platform_images(
     settings.images,
     settings.registry,
-    hf_token=settings.hf_token,
     prebuilt=settings.model_images,
     stack=settings.stack,
     source_url=settings.source_url,

@@ -28,7 +28,7 @@ from typing import Final
 import pulumi
 import pulumi_docker_build as docker_build
 
-from components.config.images import HF_TOKEN_SECRET_ID, PLATFORM_IMAGES, PLATFORMS
+from components.config.images import HF_TOKEN_SECRET_ID, PIP_INDEX_SECRET_ID, PLATFORM_IMAGES, PLATFORMS
 from components.config.types import ImageSettings, RegistrySettings
 
 CACHE_TAG: Final = "buildcache"
@@ -79,7 +79,7 @@ class ContainerImageArgs:
     labels: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None
     build_on_preview: bool = False
-    ignore_secret_changes: Sequence[str] = (HF_TOKEN_SECRET_ID,)
+    ignore_secret_changes: Sequence[str] = (HF_TOKEN_SECRET_ID, PIP_INDEX_SECRET_ID)
     """Secret ids whose rotation must not trigger a rebuild."""
 
 
@@ -201,7 +201,7 @@ def git_revision(root: Path) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def platform_images(images: ImageSettings, registry: RegistrySettings, *, hf_token: pulumi.Input[str] | None,
+def platform_images(images: ImageSettings, registry: RegistrySettings, *,
                     prebuilt: Mapping[str, str], stack: str, source_url: str | None, root: Path,
                     opts: pulumi.ResourceOptions | None = None) -> dict[str, pulumi.Input[str]]:
     """``{name: digest-pinned ref}`` of the images the workloads run.
@@ -210,11 +210,16 @@ def platform_images(images: ImageSettings, registry: RegistrySettings, *, hf_tok
     the ``prebuilt`` ones from config (``modelCacheImage``/``hfServerImage``); otherwise the
     prebuilt refs (images another stack or CI built) are returned as they are
     (docs/secrets-and-images.md). Settings already checked that every image the models need is
-    one or the other, and that a build has its token and registry password.
+    one or the other, and that a build has its registry password.
+
+    No image needs the Hugging Face token to build (hf-server asks for it only to bake a model in
+    with ``PREFETCH_MODEL``, which the platform's builds do not do); a private package index
+    (``pipIndex``) reaches every build as the optional BuildKit secret ``pip_index``.
     """
     if not images.build:
         return dict(prebuilt)
-    assert hf_token is not None and registry.password is not None  # settings checked
+    assert registry.password is not None  # settings checked
+    build_secrets = {PIP_INDEX_SECRET_ID: images.pip_index} if images.pip_index is not None else {}
     revision = git_revision(root)
     login = RegistryLogin(registry.server, registry.username, registry.password)
     refs: dict[str, pulumi.Input[str]] = {}
@@ -226,7 +231,7 @@ def platform_images(images: ImageSettings, registry: RegistrySettings, *, hf_tok
             root=str(root),
             repository=images.repository,
             tag=revision[:12] if revision else stack,
-            secrets={HF_TOKEN_SECRET_ID: hf_token},
+            secrets=build_secrets,
             build_args=dict(spec.build_args),
             platforms=images.platforms,
             registry=login,

@@ -25,6 +25,10 @@ VLLM_IMAGE: Final = ("docker.io/vllm/vllm-openai:v0.12.0"
                      "@sha256:f2309d913a07da49ea20b2a694703f4cfcb5ad8e7437ec0f26145479ac01e002")
 PORT: Final = 8000
 HEALTH_PATH: Final = "/health"
+#: hf-server's probes (hf_server/app.py): the process answers / the model is loaded. Split so that
+#: weights that fail to load make the pod unready (with the reason in /health), not restart forever.
+LIVENESS_PATH: Final = "/livez"
+READINESS_PATH: Final = "/readyz"
 MODELS_DIR: Final = "/models"
 RUN_AS_USER: Final = 1000
 """The user the model-cache and hf-server images are built for; vLLM runs as it too."""
@@ -180,6 +184,8 @@ def server_container(model: ModelSettings, src: PodSources) -> dict[str, Any]:
             args += ["--tensor-parallel-size", str(model.gpus)]
         if model.max_model_len is not None:
             args += ["--max-model-len", str(model.max_model_len)]
+        if model.trust_remote_code:
+            args.append("--trust-remote-code")
         args += list(model.extra_args)
         env += [
             {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
@@ -195,11 +201,15 @@ def server_container(model: ModelSettings, src: PodSources) -> dict[str, Any]:
         image = src.hf_server_image
         env += [
             {"name": "MODEL_PATH", "value": model_path},
-            {"name": "MODEL_NAME", "value": model.name},
+            {"name": "SERVED_MODEL_NAME", "value": model.name},
             {"name": "QUANTIZATION", "value": model.quantization},
+            {"name": "TRUST_REMOTE_CODE", "value": "1" if model.trust_remote_code else "0"},
             {"name": "PORT", "value": str(PORT)},
         ]
-    probe = {"httpGet": {"path": HEALTH_PATH, "port": "http"}}
+    # vLLM's /health answers once the engine is up and stays up; hf-server splits process and model.
+    alive, ready = (HEALTH_PATH, HEALTH_PATH) if model.runtime == "vllm" else (LIVENESS_PATH, READINESS_PATH)
+    probe = {"httpGet": {"path": alive, "port": "http"}}
+    readiness = {"httpGet": {"path": ready, "port": "http"}}
     container: dict[str, Any] = {
         "name": "server",
         "image": image,
@@ -215,7 +225,7 @@ def server_container(model: ModelSettings, src: PodSources) -> dict[str, Any]:
         # Loading weights onto the GPU takes minutes: nothing else is probed until this passes.
         "startupProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5,
                          "failureThreshold": max(1, model.startup_timeout_seconds // 10)},
-        "readinessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
+        "readinessProbe": {**readiness, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
         # /health can stall briefly under a burst of long prompts: restart only after 2 minutes.
         "livenessProbe": {**probe, "periodSeconds": 20, "timeoutSeconds": 10, "failureThreshold": 6},
         "securityContext": container_security(),

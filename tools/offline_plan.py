@@ -3,8 +3,9 @@
 ``python -m tools.offline_plan --stack dev --out out/plan/dev`` prints the resource tree (type,
 logical name, parent, key inputs; secrets as ``[secret]``), writes every rendered Kubernetes
 object as YAML to ``--out`` and the stack outputs to ``outputs.json``. No Pulumi CLI, plugin or
-cloud credential is needed. Secret config (``hfToken``, ``registryPassword``) comes from the
-environment (``HF_TOKEN``, ``REGISTRY_PASSWORD``) or a placeholder, and is always masked.
+cloud credential is needed. Secret config (``hfToken``, ``registryPassword``, ``pipIndex``) comes from
+the environment (``HF_TOKEN``, ``REGISTRY_PASSWORD``, ``PIP_INDEX``) or, for the first two, a
+placeholder, and is always masked.
 On invalid config it prints the settings error alone and exits 2.
 """
 
@@ -37,7 +38,10 @@ PROJECT = "gpu-platform"
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
 #: Secret config keys and the environment variables the offline plan reads them from.
-SECRET_CONFIG_ENV: Mapping[str, str] = {"hfToken": "HF_TOKEN", "registryPassword": "REGISTRY_PASSWORD"}
+SECRET_CONFIG_ENV: Mapping[str, str] = {"hfToken": "HF_TOKEN", "registryPassword": "REGISTRY_PASSWORD",
+                                        "pipIndex": "PIP_INDEX"}
+#: Secret keys a stack normally has: a placeholder stands in when neither the file nor the environment sets one.
+PLACEHOLDER_KEYS: tuple[str, ...] = ("hfToken", "registryPassword")
 
 
 @dataclass
@@ -99,7 +103,7 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None,
         if key in supplied:
             values[full] = supplied[key]
             secret_keys.append(full)
-        elif full not in values and secrets is None:
+        elif full not in values and secrets is None and key in PLACEHOLDER_KEYS:
             values[full] = f"placeholder-{key}"
             secret_keys.append(full)
         # A value written in plain text in the stack file stays plain: settings refuse it.

@@ -31,6 +31,7 @@ One entry (``Pulumi.<stack>.yaml``; only ``name`` and ``repo`` are required)::
         terminationGracePeriodSeconds: 120
         startupTimeoutSeconds: 1800
         gated: false                           # true: the repo needs hfToken to download
+        trustRemoteCode: false                 # run the repo's own Python code (a risk: see docs/models.md)
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ MAX_MODEL_LEN: Final = 1_048_576
 MOVING_REVISIONS: Final = frozenset({"main", "master", "dev", "develop", "HEAD"})
 #: Flags ModelDeployment sets itself; extraArgs may not override them.
 MANAGED_VLLM_FLAGS: Final = ("--model", "--served-model-name", "--host", "--port", "--tensor-parallel-size",
-                             "--max-model-len", "--download-dir", "--tokenizer")
+                             "--max-model-len", "--download-dir", "--tokenizer", "--trust-remote-code")
 #: hostPath node caches live under these roots only (never /, /etc, /var/run, ...).
 HOST_PATH_ROOTS: Final = ("/var/lib/", "/mnt/", "/data/")
 
@@ -87,6 +88,7 @@ DEFAULTS: Final[dict[str, Any]] = {
     "terminationGracePeriodSeconds": 120,
     "startupTimeoutSeconds": 1800,
     "gated": False,
+    "trustRemoteCode": False,
 }
 FIELDS: Final = ("name", "repo", *DEFAULTS)
 
@@ -267,6 +269,7 @@ def _parse_entry(e: ConfigReader, raw: dict[str, Any], i: int, size: catalog.Nod
     grace = e.integer("terminationGracePeriodSeconds", 0, 3600)
     startup = e.integer("startupTimeoutSeconds", 60, 14_400)
     gated = e.flag("gated")
+    trust_remote_code = e.flag("trustRemoteCode")
     if gated and not hf_token_set:
         e.fail("gated", True, "the repo is gated, so model-cache needs a Hugging Face token to download it, "
                "but hfToken is not set", "pulumi config set --secret hfToken <token>")
@@ -280,6 +283,7 @@ def _parse_entry(e: ConfigReader, raw: dict[str, Any], i: int, size: catalog.Nod
         cpu=cpu, memory=memory, shm_size=shm, cache=cache, cache_size=cache_size, host_path=host_path,
         warm_cache=warm_cache, max_surge=max_surge, max_unavailable=max_unavailable,
         termination_grace_period_seconds=grace, startup_timeout_seconds=startup, gated=gated,
+        trust_remote_code=trust_remote_code,
     )
 
 

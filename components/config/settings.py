@@ -21,7 +21,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from components.config import catalog
-from components.config.images import HF_TOKEN_SECRET_ID, IMAGE_KEYS, PLATFORMS
+from components.config.images import IMAGE_KEYS, PLATFORMS
 from components.config.models import parse_models
 from components.config.patterns import DNS_LABEL, github_repository_problem
 from components.config.reader import ConfigReader
@@ -89,7 +89,7 @@ class SettingsError(ValueError):
 
 
 #: Keys that hold credentials: read only as Pulumi secrets, refused when stored in plain text.
-SECRET_KEYS: Final = ("hfToken", "registryPassword")
+SECRET_KEYS: Final = ("hfToken", "registryPassword", "pipIndex")
 #: Namespaces the model namespace may never be: Kubernetes' own and the GPU operator's.
 RESERVED_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node-lease", "gpu-operator")
 
@@ -225,7 +225,7 @@ def _registry(r: ConfigReader, password: pulumi.Output[str] | None) -> RegistryS
                             password=password)
 
 
-def _images(r: ConfigReader, registry: RegistrySettings) -> ImageSettings:
+def _images(r: ConfigReader, registry: RegistrySettings, pip_index: pulumi.Output[str] | None) -> ImageSettings:
     build = r.flag("buildImages")
     repository = r.string("imageRepository", normalise=str.lower)
     if repository and not _IMAGE_REPO.fullmatch(repository):
@@ -245,7 +245,7 @@ def _images(r: ConfigReader, registry: RegistrySettings) -> ImageSettings:
         if platform not in PLATFORMS:
             r.fail("imagePlatforms", platform, f"must be one of {', '.join(PLATFORMS)}",
                    "pulumi config set --path 'imagePlatforms[0]' linux/amd64")
-    return ImageSettings(build=build, repository=repository, platforms=platforms)
+    return ImageSettings(build=build, repository=repository, platforms=platforms, pip_index=pip_index)
 
 
 def _model_images(r: ConfigReader, models: tuple[ModelSettings, ...], *, built: bool) -> dict[str, str]:
@@ -312,15 +312,11 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
     namespace = _model_namespace(r)
     github = _github(r)
     registry = _registry(r, _secret(r, source, "registryPassword"))
-    images = _images(r, registry)
+    images = _images(r, registry, _secret(r, source, "pipIndex"))
     hf_token = _secret(r, source, "hfToken")
     if hf_token is None and github is not None:
         problems.append(f"{PROJECT}:hfToken is not set, but githubRepository needs it for the Actions secret "
                         "HF_TOKEN. Fix: pulumi config set --secret hfToken <token>")
-    if hf_token is None and images.build:
-        problems.append(f"{PROJECT}:hfToken is not set, but buildImages is true and the Dockerfiles need it as "
-                        f"the BuildKit secret {HF_TOKEN_SECRET_ID} (required=true). "
-                        "Fix: pulumi config set --secret hfToken <token>")
     models = parse_models(r.get("models"), gpu_node_size=cluster.gpu_node_size,
                           # An invalid count is reported on its own: do not fit models to it.
                           gpu_node_count=0 if "gpuNodeCount" in r.failed_keys else cluster.gpu_node_count,

@@ -62,6 +62,9 @@ class ImageSettings:
     build: bool
     repository: str
     platforms: tuple[str, ...]
+    pip_index: pulumi.Output[str] | None = field(default=None, compare=False, repr=False)
+    """``pipIndex``: an env-style file (PIP_INDEX_URL=..., PIP_EXTRA_INDEX_URL=...) for a private
+    package index, handed to builds as the optional BuildKit secret ``pip_index``."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class ModelSettings:
     termination_grace_period_seconds: int = 120
     startup_timeout_seconds: int = 1800
     gated: bool = False
+    trust_remote_code: bool = False
+    """Run Python code the model repo ships (off by default: it runs with the pod's access)."""
 
 
 @dataclass(frozen=True)

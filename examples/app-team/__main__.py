@@ -125,11 +125,16 @@ deployment = k8s.apps.v1.Deployment(
                         image=server_image,
                         env=[
                             k8s.core.v1.EnvVarArgs(name="MODEL_PATH", value=MODEL_DIR),
-                            k8s.core.v1.EnvVarArgs(name="MODEL_NAME", value=model),
+                            k8s.core.v1.EnvVarArgs(name="SERVED_MODEL_NAME", value=model),
                         ],
                         ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=8000)],
+                        # hf-server: /livez = the process answers, /readyz = the model is loaded.
+                        liveness_probe=k8s.core.v1.ProbeArgs(
+                            http_get=k8s.core.v1.HTTPGetActionArgs(path="/livez", port="http"),
+                            period_seconds=20,
+                        ),
                         readiness_probe=k8s.core.v1.ProbeArgs(
-                            http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"),
+                            http_get=k8s.core.v1.HTTPGetActionArgs(path="/readyz", port="http"),
                             period_seconds=10,
                         ),
                         resources=k8s.core.v1.ResourceRequirementsArgs(

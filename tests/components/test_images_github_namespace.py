@@ -104,7 +104,8 @@ def test_container_image_passes_secrets_only_as_buildkit_secrets(context: Path, 
         assert is_rpc_secret(record.inputs["secrets"])
         assert unwrap_rpc_secret(record.inputs["secrets"]) == {"hf_token": "tok", "pip_index": "PIP_INDEX_URL=x"}
         assert record.inputs["buildArgs"] == {"REQUIREMENTS": "r.txt"}
-        assert record.inputs["ignoreSecretsInDiffCalculation"] == ["hf_token"]
+        # Rotating a token or an index credential must not rebuild (and roll) every image.
+        assert record.inputs["ignoreSecretsInDiffCalculation"] == ["hf_token", "pip_index"]
         assert record.inputs["buildOnPreview"] is False
         assert record.inputs["labels"]["org.opencontainers.image.revision"] == "abc123"
         assert ref.startswith("ghcr.io/acme/gpu-platform/demo@sha256:")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,9 +166,38 @@ def test_hf_server_runtime() -> None:
     assert server["image"] == HF_SERVER_IMAGE and "command" not in server and "args" not in server
     env = env_of(server)
     assert env["MODEL_PATH"] == "/models/qwen-small" and env["QUANTIZATION"] == "4bit"
-    assert env["PORT"] == str(PORT) and env["MODEL_NAME"] == "qwen-small" and env["HF_HUB_OFFLINE"] == "1"
+    # The served name has its own variable: MODEL_NAME means the Hub repo id (model-cache's init containers).
+    assert env["PORT"] == str(PORT) and env["SERVED_MODEL_NAME"] == "qwen-small" and env["HF_HUB_OFFLINE"] == "1"
+    assert "MODEL_NAME" not in env
+    assert env["TRUST_REMOTE_CODE"] == "0"
     assert "dshm" not in {v["name"] for v in spec["volumes"]}
     assert "HF_TOKEN" not in env
+    # Liveness asks whether the process answers, readiness whether the model is loaded: weights that
+    # fail to load leave the pod unready with the reason in /health, not restarted forever.
+    assert server["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert server["startupProbe"]["httpGet"]["path"] == "/livez"
+    assert server["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_hf_server_probe_paths_are_the_servers_own() -> None:
+    import re
+
+    app = (Path(__file__).resolve().parents[2] / "images/hf-server/hf_server/app.py").read_text()
+    assert re.search(r'^LIVENESS_PATH = "/livez"$', app, re.MULTILINE) and re.search(r'^READINESS_PATH = "/readyz"$', app, re.MULTILINE)
+
+
+def test_trust_remote_code_is_off_unless_the_model_asks() -> None:
+    hf = env_of(pod_spec(render(model(runtime="hf-server", trust_remote_code=True)).one("Deployment"))["containers"][0])
+    assert hf["TRUST_REMOTE_CODE"] == "1"
+    vllm_default = pod_spec(render().one("Deployment"))["containers"][0]["args"]
+    assert "--trust-remote-code" not in vllm_default
+    vllm = pod_spec(render(model(trust_remote_code=True)).one("Deployment"))["containers"][0]["args"]
+    assert "--trust-remote-code" in vllm
+
+
+def test_vllm_probes_use_its_health_endpoint(default) -> None:
+    server = pod_spec(default.one("Deployment"))["containers"][0]
+    assert {server[p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe", "startupProbe")} == {"/health"}
 
 
 def test_pod_security(default) -> None:

@@ -258,3 +258,12 @@ def test_images_come_from_config_when_not_built() -> None:
                                  "ghcr.io/acme/model-cache@sha256:" + "A" * 64])
 def test_image_refs_must_be_digest_pinned(ref: str) -> None:
     assert "must be a digest-pinned image ref" in only_problem([entry()], {"modelCacheImage": ref})
+
+
+def test_trust_remote_code_is_a_flag_off_by_default() -> None:
+    [model] = load([entry()]).models
+    assert model.trust_remote_code is False
+    [model] = load([entry(trustRemoteCode=True)]).models
+    assert model.trust_remote_code is True
+    assert "trustRemoteCode" in only_problem([entry(trustRemoteCode="yes")])
+    assert "--trust-remote-code is set by ModelDeployment" in only_problem([entry(extraArgs=["--trust-remote-code"])])

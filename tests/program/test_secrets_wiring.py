@@ -12,7 +12,7 @@ from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
 from components.config import outputs as contract
 from components.config.settings import SettingsError
-from tests.support.canary import CANARY_CONFIG, CANARY_HF_TOKEN, CANARY_REGISTRY_PASSWORD
+from tests.support.canary import CANARY_CONFIG, CANARY_HF_TOKEN, CANARY_PIP_INDEX, CANARY_REGISTRY_PASSWORD
 from tools.offline_plan import PlanResult, format_tree, run_plan
 
 CANARY_TOKEN = CANARY_HF_TOKEN
@@ -128,7 +128,7 @@ def test_rendered_manifests_and_the_printed_plan_hold_no_plaintext(plans, stack:
     plan = plans(stack, buildImages=True)
     credential = plan.one(CREDENTIAL).state["secretAccessKey"]
     rendered = json.dumps(plan.manifests()) + format_tree(plan) + json.dumps(plan.outputs)
-    for secret in (CANARY_TOKEN, CANARY_REGISTRY, credential,
+    for secret in (CANARY_TOKEN, CANARY_REGISTRY, CANARY_PIP_INDEX, credential,
                    base64.b64encode(CANARY_TOKEN.encode()).decode(),
                    base64.b64encode(f"acme-bot:{CANARY_REGISTRY}".encode()).decode()):
         assert secret not in rendered
@@ -173,15 +173,17 @@ def test_repository_level_values_belong_to_prod_only(plans) -> None:
     assert not any(is_rpc_secret(r.inputs["value"]) for r in prod.by_type(GH_ENV_VARIABLE))
 
 
-def test_images_get_the_token_as_a_buildkit_secret_never_a_build_arg(plans) -> None:
+def test_images_get_the_index_as_a_buildkit_secret_and_never_the_hf_token(plans) -> None:
     plan = plans("dev", buildImages=True)
     images = plan.by_type(IMAGE)
     assert sorted(r.name for r in images) == ["hf-server-image", "model-cache-image"]
     for image in images:
         inputs = image.inputs
         assert is_rpc_secret(inputs["secrets"])
-        assert unwrap_rpc_secret(inputs["secrets"]) == {"hf_token": CANARY_TOKEN}
-        assert CANARY_TOKEN not in json.dumps(inputs.get("buildArgs") or {})
+        # No image needs the Hugging Face token to build; the private index travels as a BuildKit secret.
+        assert unwrap_rpc_secret(inputs["secrets"]) == {"pip_index": CANARY_PIP_INDEX}
+        assert CANARY_TOKEN not in json.dumps(inputs, default=str)
+        assert "pip" not in json.dumps(inputs.get("buildArgs") or {}).lower()
         assert not any("token" in k.lower() for k in (inputs.get("buildArgs") or {}))
         assert is_rpc_secret(inputs["registries"])  # the registry password makes the list secret
         [registry] = unwrap_rpc_secret(inputs["registries"])
@@ -200,7 +202,7 @@ def test_images_push_with_registry_cache_labels_and_no_preview_build(plans) -> N
         assert inputs["cacheFrom"] == [{"registry": {"ref": f"{repo}:buildcache"}}]
         [cache_to] = inputs["cacheTo"]
         assert cache_to["registry"]["ref"] == f"{repo}:buildcache" and cache_to["registry"]["mode"] == "max"
-        assert inputs["ignoreSecretsInDiffCalculation"] == ["hf_token"]
+        assert inputs["ignoreSecretsInDiffCalculation"] == ["pip_index"]
         assert inputs["platforms"] == ["linux/amd64"]
         assert inputs["labels"]["org.opencontainers.image.source"] == "https://github.com/acme/gpu-platform"
         assert "org.opencontainers.image.revision" in inputs["labels"]
@@ -227,8 +229,6 @@ def test_images_built_by_the_stack_win_over_configured_refs(plans) -> None:
 
 
 @pytest.mark.parametrize(("overrides", "secrets", "needle"), [
-    ({"buildImages": True, "githubRepository": None, "githubEnvironments": None},
-     {"registryPassword": "x"}, "pulumi config set --secret hfToken"),
     ({}, {"registryPassword": "x"}, "pulumi config set --secret hfToken"),
     ({"githubRepository": "not a repo"}, CANARIES, "githubRepository"),
     ({"githubRepository": "-bad-/repo"}, CANARIES, "<owner>/<repo>"),
@@ -239,3 +239,10 @@ def test_bad_input_fails_before_any_resource(overrides: dict, secrets: dict, nee
     with pytest.raises(SettingsError) as caught:
         run_plan("dev", overrides=overrides, secrets=secrets)
     assert needle in str(caught.value)
+
+
+def test_building_images_needs_no_hf_token(plans) -> None:
+    plan = run_plan("dev", overrides={"buildImages": True, "githubRepository": None, "githubEnvironments": None},
+                    secrets={"registryPassword": "x"})
+    for image in plan.by_type(IMAGE):
+        assert "secrets" not in image.inputs or not unwrap_rpc_secret(image.inputs["secrets"])

@@ -7,8 +7,10 @@ from collections.abc import Iterable
 
 CANARY_HF_TOKEN = "hf_canary_wiredProgram0123456789abcdef"  # pragma: allowlist secret
 CANARY_REGISTRY_PASSWORD = "ghp_canaryRegistryWired0123456789abcdef"  # pragma: allowlist secret
+CANARY_PIP_INDEX = "PIP_INDEX_URL=https://bot:pipCanaryWired0123456789@pypi.example.com/simple"  # pragma: allowlist secret
 #: Secret config keys -> canary value.
-CANARY_CONFIG = {"hfToken": CANARY_HF_TOKEN, "registryPassword": CANARY_REGISTRY_PASSWORD}
+CANARY_CONFIG = {"hfToken": CANARY_HF_TOKEN, "registryPassword": CANARY_REGISTRY_PASSWORD,
+                 "pipIndex": CANARY_PIP_INDEX}
 
 
 def leaked_forms(secrets: Iterable[str]) -> list[str]:

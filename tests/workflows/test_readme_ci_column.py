@@ -24,8 +24,7 @@ SKIP_CALL = re.compile(r"pytest\.skip\(|pytest\.mark\.skip\b|pytest\.mark\.skipi
 
 # file with a skip -> (the README row it must fall under says CI runs it, why CI never meets the condition)
 SKIP_SITES = {
-    "tests/images/buildah.py": (True, "buildah needs root: the test command runs through sudo; under CI=true a "
-                                      "missing tool fails instead of skipping"),
+    "tests/images/buildah.py": (True, "buildah needs root: the test command runs through sudo (CI=true fails)"),
     "tests/hf_server/conftest.py": (False, "the gpu marker needs CUDA; GitHub's hosted runners have no GPU"),
     "tests/hf_server/test_lifecycle.py": (True, "skips only when a GPU is present"),
     "tests/hf_server/test_server_process.py": (True, "skips only when a GPU is present"),
