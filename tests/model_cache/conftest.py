@@ -89,7 +89,9 @@ def s3(s3_server):
 @pytest.fixture
 def env(s3_server, hub, bucket, tmp_path):
     """Environment for a model-cache subprocess: only loopback servers, no ambient credentials."""
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "SYSTEMROOT")}
+    # COVERAGE_*: coverage's subprocess patch follows the CLI into these processes (make test's report).
+    keep = {k: v for k, v in os.environ.items()
+            if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "SYSTEMROOT") or k.startswith("COVERAGE_")}
     e = dict(keep)
     e.update({
         "MODEL_NAME": "acme/tiny-model",
