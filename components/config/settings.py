@@ -11,7 +11,6 @@ and a test keeps the two equal.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
@@ -19,6 +18,7 @@ from typing import Any, Final, Protocol
 import pulumi
 
 from components.config import catalog
+from components.config.cidrs import parse_cidrs
 from components.config.images import HF_TOKEN_SECRET_ID, IMAGE_KEYS, PLATFORMS
 from components.config.models import parse_models
 from components.config.patterns import DNS_LABEL, github_repository_problem
@@ -134,22 +134,7 @@ def _cluster(r: ConfigReader, environment: str) -> ClusterSettings:
         r.fail("gpuNodeSize", gpu_size, f"{why}; GPU sizes: {', '.join(catalog.GPU_SIZES)}",
                "pulumi config set gpuNodeSize an.g1.l40s.kube.x1")
 
-    cidrs = r.strings("apiAllowedCidrs")
-    if not cidrs:
-        r.fail("apiAllowedCidrs", [], "must list at least one CIDR allowed to reach the Kubernetes API",
-               "pulumi config set --path 'apiAllowedCidrs[0]' 203.0.113.0/24")
-    for cidr in cidrs:
-        try:
-            ipaddress.ip_network(cidr, strict=True)
-        except ValueError as exc:
-            r.fail("apiAllowedCidrs", cidr, f"not a valid CIDR ({exc})",
-                   "use network/prefix with host bits zero, e.g. 203.0.113.0/24")
-    public = [c for c in cidrs if c in ("0.0.0.0/0", "::/0")]
-    if environment == "prod" and public and not r.flag("allowPublicApiAccess"):
-        r.fail("apiAllowedCidrs", public[0],
-               f"prod refuses to open the Kubernetes API (port {API_PORT}) to the whole internet",
-               "list your office/VPN/CI CIDRs, or set `pulumi config set allowPublicApiAccess true` "
-               "to accept the risk explicitly")
+    cidrs = _api_cidrs(r, environment)
 
     operator_version = r.string("gpuOperatorVersion")
     if not _OPERATOR_VERSION.fullmatch(operator_version):
@@ -167,6 +152,32 @@ def _cluster(r: ConfigReader, environment: str) -> ClusterSettings:
         api_allowed_cidrs=cidrs,
         gpu_operator_version=operator_version,
     )
+
+
+def _api_cidrs(r: ConfigReader, environment: str) -> tuple[str, ...]:
+    """``apiAllowedCidrs`` in canonical form, compared as networks (components/config/cidrs.py).
+
+    The public-API guard runs in prod, and on any stack that sets ``allowPublicApiAccess: false``
+    explicitly: a stack that asked for it gets the same check prod gets.
+    """
+    entries = r.strings("apiAllowedCidrs")
+    if not entries:
+        r.fail("apiAllowedCidrs", [], "must list at least one CIDR allowed to reach the Kubernetes API",
+               "pulumi config set --path 'apiAllowedCidrs[0]' 203.0.113.0/24")
+    parsed = parse_cidrs(entries)
+    for entry, why in parsed.invalid:
+        r.fail("apiAllowedCidrs", entry, f"not a valid CIDR ({why})",
+               "use network/prefix with host bits zero, e.g. 203.0.113.0/24")
+    allow_public = r.flag("allowPublicApiAccess")
+    guarded = environment == "prod" or r.given("allowPublicApiAccess")
+    if parsed.admits_internet and guarded and not allow_public:
+        families = " and ".join(parsed.admits_internet)
+        r.fail("apiAllowedCidrs", list(entries),
+               f"together these admit the whole {families} internet to the Kubernetes API (port {API_PORT}), "
+               f"and allowPublicApiAccess is false{' (prod)' if environment == 'prod' else ''}",
+               "list only your office/VPN/CI CIDRs, or set `pulumi config set allowPublicApiAccess true` "
+               "to accept the risk explicitly")
+    return parsed.canonical
 
 
 def _store(r: ConfigReader, region: str, environment: str) -> StoreSettings:

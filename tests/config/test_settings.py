@@ -54,7 +54,7 @@ def test_settings_are_frozen() -> None:
         ({"apiAllowedCidrs": ["10.0.0.300/8"]}, "apiAllowedCidrs", "not a valid CIDR"),
         ({"apiAllowedCidrs": ["10.1.2.3/8"]}, "apiAllowedCidrs", "host bits"),
         ({"apiAllowedCidrs": []}, "apiAllowedCidrs", "at least one CIDR"),
-        ({"environment": "prod"}, "apiAllowedCidrs", "prod refuses to open the Kubernetes API"),
+        ({"environment": "prod"}, "apiAllowedCidrs", "admit the whole IPv4 internet to the Kubernetes API"),
         ({"bucketMaxSizeGb": 750}, "bucketMaxSizeGb", "steps of 500"),
         ({"bucketMaxSizeGb": 100}, "bucketMaxSizeGb", "between 500 and 10000"),
         ({"modelPrefix": "/models"}, "modelPrefix", "relative key prefix ending in '/'"),
