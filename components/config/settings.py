@@ -157,8 +157,8 @@ def _cluster(r: ConfigReader, environment: str) -> ClusterSettings:
 def _api_cidrs(r: ConfigReader, environment: str) -> tuple[str, ...]:
     """``apiAllowedCidrs`` in canonical form, compared as networks (components/config/cidrs.py).
 
-    The public-API guard runs in prod, and on any stack that sets ``allowPublicApiAccess: false``
-    explicitly: a stack that asked for it gets the same check prod gets.
+    The public-API guard runs on every shared environment (staging and prod); a dev stack is a
+    throwaway and may leave the API open (k3s authentication still applies).
     """
     entries = r.strings("apiAllowedCidrs")
     if not entries:
@@ -169,12 +169,12 @@ def _api_cidrs(r: ConfigReader, environment: str) -> tuple[str, ...]:
         r.fail("apiAllowedCidrs", entry, f"not a valid CIDR ({why})",
                "use network/prefix with host bits zero, e.g. 203.0.113.0/24")
     allow_public = r.flag("allowPublicApiAccess")
-    guarded = environment == "prod" or r.given("allowPublicApiAccess")
+    guarded = environment != "dev"
     if parsed.admits_internet and guarded and not allow_public:
         families = " and ".join(parsed.admits_internet)
         r.fail("apiAllowedCidrs", list(entries),
                f"together these admit the whole {families} internet to the Kubernetes API (port {API_PORT}), "
-               f"and allowPublicApiAccess is false{' (prod)' if environment == 'prod' else ''}",
+               f"and allowPublicApiAccess is false ({environment} guards its API; only dev may leave it open)",
                "list only your office/VPN/CI CIDRs, or set `pulumi config set allowPublicApiAccess true` "
                "to accept the risk explicitly")
     return parsed.canonical

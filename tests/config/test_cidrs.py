@@ -49,10 +49,10 @@ def test_prod_accepts_lists_that_leave_part_of_the_internet_out(cidrs: list[str]
     assert load({**PROD, "apiAllowedCidrs": cidrs}).cluster.api_allowed_cidrs
 
 
-def test_the_guard_applies_to_any_stack_that_sets_the_flag_false() -> None:
-    assert load({"apiAllowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"]}).environment == "dev"  # dev default: open
-    problems = problems_of({"apiAllowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"], "allowPublicApiAccess": False})
-    assert any("admit the whole IPv4 internet" in p for p in problems)
+def test_the_guard_applies_to_every_shared_environment_not_only_prod() -> None:
+    assert load({"apiAllowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"]}).environment == "dev"  # dev may stay open
+    problems = problems_of({"environment": "staging", "apiAllowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"]})
+    assert any("admit the whole IPv4 internet" in p and "staging" in p for p in problems)
 
 
 def test_allow_public_api_access_accepts_the_risk_explicitly() -> None:
