@@ -11,6 +11,7 @@ and a test keeps the two equal.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
@@ -23,6 +24,7 @@ from components.config.images import HF_TOKEN_SECRET_ID, IMAGE_KEYS, PLATFORMS
 from components.config.models import parse_models
 from components.config.patterns import DNS_LABEL, github_repository_problem
 from components.config.reader import ConfigReader
+from components.config.teams import parse_teams
 from components.config.types import (
     API_PORT,
     ClusterSettings,
@@ -32,6 +34,7 @@ from components.config.types import (
     PlatformSettings,
     RegistrySettings,
     StoreSettings,
+    TeamSettings,
 )
 
 PROJECT: Final = "gpu-platform"
@@ -74,6 +77,9 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "models": [],
     "modelCacheImage": "",
     "hfServerImage": "",
+    "deleteUnreachable": False,
+    "exportAdminKubeconfig": False,
+    "teams": [],
 }
 
 
@@ -264,12 +270,39 @@ def _model_images(r: ConfigReader, models: tuple[ModelSettings, ...], *, built: 
     return refs
 
 
+def _teams(r: ConfigReader, model_namespace: str) -> tuple[TeamSettings, ...]:
+    """The ``teams`` list (components/config/teams.py); models named by a team must exist."""
+    raw_models = r.get("models")
+    model_names = [m["name"] for m in raw_models if isinstance(m, dict) and isinstance(m.get("name"), str)] \
+        if isinstance(raw_models, list) else []
+    return parse_teams(r.get("teams"), model_names=model_names, model_namespace=model_namespace,
+                       problems=r.problems, project=PROJECT)
+
+
+def _access(r: ConfigReader, cluster: ClusterSettings) -> tuple[ClusterSettings, bool]:
+    """``deleteUnreachable`` (into the cluster settings) and ``exportAdminKubeconfig``.
+
+    Both default to false in every environment: with deleteUnreachable a ``pulumi refresh``
+    against a cluster it cannot reach drops every Kubernetes resource from the state, and the
+    admin kubeconfig as a stack output would hand cluster-admin to every StackReference reader.
+    A platform engineer turns either on deliberately (docs/ci-cd.md, docs/app-teams.md); prod
+    refuses deleteUnreachable outright: a firewall or network blip must never erase prod's state.
+    """
+    delete_unreachable = r.flag("deleteUnreachable")
+    if delete_unreachable and r.get("environment") == "prod":
+        r.fail("deleteUnreachable", True, "prod keeps Kubernetes resources in its state when the API is "
+               "unreachable (a refresh through a closed firewall would otherwise drop them all)",
+               "pulumi config set deleteUnreachable false (for a cluster deleted outside Pulumi, see "
+               "docs/ci-cd.md)")
+    return dataclasses.replace(cluster, delete_unreachable=delete_unreachable), r.flag("exportAdminKubeconfig")
+
+
 def load_settings(source: ConfigSource, *, project: str, stack: str) -> PlatformSettings:
     """Parse and validate every key; raise one :class:`SettingsError` listing all problems."""
     problems: list[str] = []
     r = ConfigReader.for_stack(source.get, DEFAULTS, problems, PROJECT)
     environment = r.string("environment", ENVIRONMENTS)
-    cluster = _cluster(r, environment)
+    cluster, export_admin_kubeconfig = _access(r, _cluster(r, environment))
     store = _store(r, cluster.region, environment)
     namespace = r.string("modelNamespace")
     if not DNS_LABEL.fullmatch(namespace) or namespace.startswith("kube-"):
@@ -292,6 +325,7 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
                           environment=environment,
                           hf_token_set=hf_token is not None, problems=problems, project=PROJECT)
     model_images = _model_images(r, models, built=images.build)
+    teams = _teams(r, namespace)
     if problems:
         raise SettingsError(problems)
     return PlatformSettings(
@@ -307,6 +341,8 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
         models=models,
         model_images=model_images,
         hf_token=hf_token,
+        teams=teams,
+        export_admin_kubeconfig=export_admin_kubeconfig,
     )
 
 
