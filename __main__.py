@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pulumi
 
-from components.app_team import AppTeam, AppTeamArgs
+from components.app_team import AppTeam, AppTeamArgs, TeamAdmission
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.config import outputs as out
 from components.config.settings import from_pulumi_config
@@ -101,6 +101,8 @@ models = {
     for model in settings.models
 }
 
+if settings.teams:
+    TeamAdmission("teams", opts=pulumi.ResourceOptions(provider=cluster.provider))
 teams = {
     team.name: AppTeam(
         f"team-{team.name}",

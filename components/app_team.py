@@ -8,6 +8,8 @@ Per team:
   RBAC, NetworkPolicy, quota or exec rights (each would let the team widen its own access);
 - a **kubeconfig** for that ServiceAccount, delivered as the Actions secret ``KUBECONFIG`` of
   the team's own repository (pulumi-github), never as a stack output;
+- a **ValidatingAdmissionPolicy** (one for all teams, :class:`TeamAdmission`) for what RBAC
+  cannot say: the deployer may not mint a second long-lived token, nor run pods as itself;
 - **NetworkPolicies**: the team's pods accept traffic from their own namespace only, and may
   reach their own namespace, cluster DNS, the Services of the models the team may call, and
   the internet outside private address space. The model side admits only the namespaces of
@@ -126,6 +128,69 @@ def team_network_policy_spec(team: TeamSettings, model_namespace: str) -> dict[s
     }
 
 
+TEAM_LABEL: Final = "gpu-platform/team"
+ADMISSION_POLICY: Final = "gpu-platform-team-guard"
+#: What RBAC cannot express: the deployer may create Secrets and Pods in its namespace, but not a
+#: second long-lived token of its own (a ``kubernetes.io/service-account-token`` Secret) nor a pod
+#: running as ``deployer`` (whose mounted token would be a fresh credential): either would outlive
+#: a rotation of the platform's token Secret. CEL, evaluated by the API server for team namespaces.
+ADMISSION_VALIDATIONS: Final[tuple[dict[str, str], ...]] = (
+    {
+        "expression": (
+            "request.resource.resource != 'secrets' || !has(object.type) "
+            "|| object.type != 'kubernetes.io/service-account-token' "
+            "|| !request.userInfo.username.startsWith('system:serviceaccount:' + request.namespace + ':')"
+        ),
+        "message": "a team may not create or change ServiceAccount token Secrets: the platform issues the "
+                   "team's only token (docs/app-teams.md)",
+        "reason": "Forbidden",
+    },
+    {
+        "expression": (
+            "request.resource.resource != 'pods' || !has(object.spec.serviceAccountName) "
+            f"|| object.spec.serviceAccountName != '{DEPLOYER}'"
+        ),
+        "message": f"pods may not run as the ServiceAccount {DEPLOYER}: it is the team's CI identity "
+                   "(docs/app-teams.md)",
+        "reason": "Forbidden",
+    },
+)
+
+
+class TeamAdmission(pulumi.ComponentResource):
+    """One ValidatingAdmissionPolicy (+ binding) for every team namespace (label ``gpu-platform/team``)."""
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gpu-platform:index:TeamAdmission", name, None, opts)
+        labels = standard_labels(ADMISSION_POLICY, "app-team")
+        self.policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+            f"{name}-policy",
+            metadata={"name": ADMISSION_POLICY, "labels": labels},
+            spec={
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [
+                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                     "resources": ["secrets"]},
+                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]},
+                ]},
+                "validations": [dict(v) for v in ADMISSION_VALIDATIONS],
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.binding = k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+            f"{name}-binding",
+            metadata={"name": ADMISSION_POLICY, "labels": labels},
+            spec={
+                "policyName": ADMISSION_POLICY,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchExpressions": [
+                    {"key": TEAM_LABEL, "operator": "Exists"}]}},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]),
+        )
+        self.register_outputs({"policy": ADMISSION_POLICY})
+
+
 class AppTeam(pulumi.ComponentResource):
     """One app team's namespace, CI identity, kubeconfig (as a GitHub secret) and network policy."""
 
@@ -135,7 +200,7 @@ class AppTeam(pulumi.ComponentResource):
     def __init__(self, name: str, args: AppTeamArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gpu-platform:index:AppTeam", name, None, opts)
         team = args.team
-        labels = {**standard_labels(team.name, "app-team"), "gpu-platform/team": team.name}
+        labels = {**standard_labels(team.name, "app-team"), TEAM_LABEL: team.name}
         psa = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
         psa |= {f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")}
 

@@ -238,7 +238,8 @@ def _uuid(seed: str) -> str:
 
 
 _CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                   "PriorityClass", "StorageClass", "RuntimeClass", "PersistentVolume"}
+                   "PriorityClass", "StorageClass", "RuntimeClass", "PersistentVolume",
+                   "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 
 
 def _is_namespaced(typ: str) -> bool:

@@ -264,3 +264,67 @@ def test_the_evaluator_sees_an_open_policy(plan: PlanResult) -> None:
         if policy["metadata"]["namespace"] == "models" and policy["spec"].get("ingress") is not None:
             policy["spec"] = {**policy["spec"], "ingress": [{"from": [{"namespaceSelector": {}}]}]}
     assert cluster.can_reach(pods["other:default"], pods["Deployment:qwen-other"], PORT)
+
+
+# --- what RBAC cannot say: the admission policy, its CEL evaluated ----------------------------
+
+
+def _admit(plan: PlanResult, *, namespace: str, resource: str, operation: str, user: str,
+           obj: dict[str, Any]) -> list[str]:
+    """The messages of the policy's failed validations for one request (empty: admitted), with the
+    rendered policy and binding and the CEL evaluated by cel-python as the API server would."""
+    import celpy
+
+    [policy] = kinds(plan, "ValidatingAdmissionPolicy")
+    [binding] = kinds(plan, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"] and policy["spec"]["failurePolicy"] == "Fail"
+    labels = Cluster(plan).namespace_labels[namespace]
+    if not _matches(binding["spec"]["matchResources"]["namespaceSelector"], labels):
+        return []
+    rules = policy["spec"]["matchConstraints"]["resourceRules"]
+    if not any(resource in r["resources"] and operation in r["operations"] for r in rules):
+        return []
+    env = celpy.Environment()
+    request = {"resource": {"group": "", "version": "v1", "resource": resource}, "namespace": namespace,
+               "operation": operation, "userInfo": {"username": user}}
+    activation = {"request": celpy.json_to_cel(request), "object": celpy.json_to_cel(obj)}
+    return [v["message"] for v in policy["spec"]["validations"]
+            if not env.program(env.compile(v["expression"])).evaluate(activation)]
+
+
+TEAM_CI = "system:serviceaccount:team-search:deployer"
+TOKEN = {"type": TOKEN_SECRET, "metadata": {"annotations": {"kubernetes.io/service-account.name": "deployer"}}}
+
+
+def test_a_team_cannot_mint_a_second_long_lived_token(plan: PlanResult) -> None:
+    for operation in ("CREATE", "UPDATE"):
+        [message] = _admit(plan, namespace="team-search", resource="secrets", operation=operation, user=TEAM_CI,
+                           obj=TOKEN)
+        assert "may not create or change ServiceAccount token Secrets" in message
+    # Its own app Secrets are fine, and so are the platform's and the token controller's writes.
+    assert not _admit(plan, namespace="team-search", resource="secrets", operation="CREATE", user=TEAM_CI,
+                      obj={"type": "Opaque", "stringData": {"API_KEY": "x"}})
+    assert not _admit(plan, namespace="team-search", resource="secrets", operation="CREATE", user=TEAM_CI, obj={})
+    assert not _admit(plan, namespace="team-search", resource="secrets", operation="CREATE",
+                      user="system:admin", obj=TOKEN)
+    assert not _admit(plan, namespace="team-search", resource="secrets", operation="UPDATE",
+                      user="system:serviceaccount:kube-system:tokens-controller", obj=TOKEN)
+
+
+def test_no_pod_runs_as_the_teams_ci_identity(plan: PlanResult) -> None:
+    controller = "system:serviceaccount:kube-system:replicaset-controller"
+    [message] = _admit(plan, namespace="team-chat", resource="pods", operation="CREATE", user=controller,
+                       obj={"spec": {"serviceAccountName": "deployer", "containers": []}})
+    assert "may not run as the ServiceAccount deployer" in message
+    for spec in ({"containers": []}, {"serviceAccountName": "default", "containers": []}):
+        assert not _admit(plan, namespace="team-chat", resource="pods", operation="CREATE", user=controller,
+                          obj={"spec": spec})
+
+
+def test_the_admission_policy_leaves_platform_namespaces_alone(plan: PlanResult) -> None:
+    # The model namespace runs pods with ServiceAccounts of its own and holds the platform's Secrets.
+    assert not _admit(plan, namespace="models", resource="pods", operation="CREATE", user="system:admin",
+                      obj={"spec": {"serviceAccountName": "deployer"}})
+    assert not _admit(plan, namespace="kube-system", resource="secrets", operation="CREATE",
+                      user="system:serviceaccount:kube-system:x", obj=TOKEN)
