@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import celpy
 import pytest
 import yaml
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
@@ -273,8 +274,6 @@ def _admit(plan: PlanResult, *, namespace: str, resource: str, operation: str, u
            obj: dict[str, Any]) -> list[str]:
     """The messages of the policy's failed validations for one request (empty: admitted), with the
     rendered policy and binding and the CEL evaluated by cel-python as the API server would."""
-    import celpy
-
     [policy] = kinds(plan, "ValidatingAdmissionPolicy")
     [binding] = kinds(plan, "ValidatingAdmissionPolicyBinding")
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
