@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pulumi
 
+from components.app_team import AppTeam, AppTeamArgs, TeamAdmission
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.config import outputs as out
 from components.config.settings import from_pulumi_config
@@ -91,6 +92,7 @@ models = {
                 node_selector=cluster.node_selector,
                 tolerations=cluster.tolerations,
             ),
+            client_namespaces=settings.teams_calling(model.name),
         ),
         # The GPU operator must run before a pod can get a GPU.
         opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[cluster.gpu_operator]),
@@ -98,7 +100,28 @@ models = {
     for model in settings.models
 }
 
-pulumi.export(out.KUBECONFIG, cluster.kubeconfig)
+if settings.teams:
+    TeamAdmission("teams", opts=pulumi.ResourceOptions(provider=cluster.provider))
+teams = {
+    team.name: AppTeam(
+        f"team-{team.name}",
+        AppTeamArgs(
+            team=team,
+            model_namespace=model_namespace.namespace,
+            model_urls={name: models[name].url for name in team.models},
+            api_endpoint=cluster.api_endpoint,
+            cluster_name=cluster.cluster_name,
+        ),
+        opts=pulumi.ResourceOptions(provider=cluster.provider),
+    )
+    for team in settings.teams
+}
+
+# The admin kubeconfig is an output only on request: every StackReference reader gets every output.
+if settings.export_admin_kubeconfig:
+    if settings.is_prod:
+        pulumi.log.warn("exportAdminKubeconfig is true: every reader of this prod stack gets cluster-admin")
+    pulumi.export(out.KUBECONFIG, cluster.kubeconfig)
 pulumi.export(out.CLUSTER_NAME, cluster.cluster_name)
 pulumi.export(out.CLUSTER_ID, cluster.cluster_id)
 pulumi.export(out.API_ENDPOINT, cluster.api_endpoint)
@@ -113,3 +136,4 @@ pulumi.export(out.GPU_NODE_SELECTOR, cluster.node_selector)
 pulumi.export(out.GPU_TOLERATIONS, cluster.tolerations)
 pulumi.export(out.IMAGES, image_refs)
 pulumi.export(out.MODELS, {name: deployment.url for name, deployment in models.items()})
+pulumi.export(out.TEAMS, {name: team.summary() for name, team in teams.items()})

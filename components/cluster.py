@@ -142,7 +142,9 @@ class GpuCluster(pulumi.ComponentResource):
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             enable_server_side_apply=True,
-            delete_unreachable=True,
+            # Off unless a platform engineer turns it on (never in prod): with it, a refresh that
+            # cannot reach the API (firewall, outage) drops every Kubernetes resource from the state.
+            delete_unreachable=s.delete_unreachable,
             # Kubeconfig rotation must not replace every Kubernetes object in the stack.
             cluster_identifier=self.cluster.id,
             opts=child,

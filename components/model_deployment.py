@@ -1,7 +1,8 @@
 """ModelDeployment: one served model on the GPU nodes, from one ``models`` entry of the stack.
 
 Per model it creates a ServiceAccount (no token), an optional cache-warm Job, a Deployment,
-a ClusterIP Service, a PodDisruptionBudget and a NetworkPolicy, and exposes the in-cluster URL.
+a ClusterIP Service, a PodDisruptionBudget and a NetworkPolicy that admits only the namespaces of
+the teams allowed to call the model, and exposes the in-cluster URL.
 
 Why it looks like this:
 - **Weights come from the bucket, not the Hub.** Two init containers run in order:
@@ -57,6 +58,22 @@ class ModelDeploymentArgs:
     model: ModelSettings
     namespace: pulumi.Input[str]
     sources: PodSources
+    client_namespaces: tuple[str, ...] = ()
+    """Namespaces whose pods may call the model's API port (the teams allowed to call it).
+    Empty: nobody in the cluster can; kubelet probes and ``kubectl port-forward`` still work."""
+
+
+def model_ingress(client_namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The API port, for the pods of the allowed client namespaces only; nothing else gets in.
+
+    No client namespace means no ingress rule at all, i.e. deny: a model no team may call is
+    unreachable by policy, not merely unadvertised.
+    """
+    if not client_namespaces:
+        return []
+    return [{"ports": [{"protocol": "TCP", "port": PORT}],
+             "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+                      for namespace in client_namespaces]}]
 
 
 def service_url(service: str, namespace: str, port: int = PORT) -> str:
@@ -158,9 +175,7 @@ class ModelDeployment(pulumi.ComponentResource):
                 # Every pod of this model: the servers and the cache-warm Job.
                 "podSelector": {"matchLabels": {"gpu-platform/model": m.name}},
                 "policyTypes": ["Ingress", "Egress"],
-                # In-cluster clients of any namespace may call the API port; nothing else gets in.
-                "ingress": [{"ports": [{"protocol": "TCP", "port": PORT}],
-                             "from": [{"namespaceSelector": {}}]}],
+                "ingress": model_ingress(args.client_namespaces),
                 "egress": [
                     # DNS, to the cluster resolver only.
                     {"to": [{"namespaceSelector": {"matchLabels": {

@@ -4,6 +4,8 @@ workloads read.
 Formerly ``PlatformSecrets``: the component type carries an alias to that name, so a live stack
 keeps every object (no replacement) across the rename.
 
+- Ingress is denied namespace-wide by default; each model's NetworkPolicy admits the namespaces
+  of the teams allowed to call it.
 - The namespace enforces Pod Security Admission ``restricted`` (the model workloads run as
   non-root with no extra capabilities), and also audits and warns at that level; ``privileged``
   only when a model opts into the hostPath node cache.
@@ -96,6 +98,15 @@ class ModelNamespace(pulumi.ComponentResource):
         )
         self.namespace = self.namespace_resource.metadata.apply(lambda m: m.name)
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace_resource])
+        # Nothing gets into the namespace unless a policy admits it: each model's own policy admits
+        # the teams allowed to call it (ModelDeployment), so a pod added later is closed by default.
+        self.default_deny = k8s.networking.v1.NetworkPolicy(
+            f"{name}-default-deny",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="default-deny-ingress", namespace=self.namespace,
+                                                labels=standard_labels(f"{name}-default-deny", "network-policy")),
+            spec={"podSelector": {}, "policyTypes": ["Ingress"]},
+            opts=in_namespace,
+        )
 
         def metadata(component: str) -> k8s.meta.v1.ObjectMetaArgs:
             return k8s.meta.v1.ObjectMetaArgs(

@@ -9,6 +9,7 @@ provider, protect, retainOnDelete, ...) so the plan can print a tree and tests c
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.rpc import wrap_rpc_secret
 from pulumi.runtime.sync_await import _sync_await
 
 from components.config import catalog
@@ -181,6 +183,14 @@ class PlatformMocks(pulumi.runtime.Mocks):
                 metadata["namespace"] = "default"
             inputs["metadata"] = metadata
             state["metadata"] = metadata
+            if typ == "kubernetes:core/v1:Secret" and inputs.get("type") == "kubernetes.io/service-account-token":
+                # The token controller fills these in; the provider waits for them (pulumi-kubernetes#2048).
+                b64 = base64.b64encode
+                state["data"] = wrap_rpc_secret({
+                    "token": b64(("offline-sa-token-" + _digest("sa", args.name, length=24)).encode()).decode(),
+                    "ca.crt": b64(b"-----BEGIN CERTIFICATE-----\noffline\n-----END CERTIFICATE-----\n").decode(),
+                    "namespace": b64(str(metadata.get("namespace")).encode()).decode(),
+                })
         elif typ == "kubernetes:helm.sh/v3:Release":
             state.update(status={"status": "deployed", "name": inputs.get("name") or rid,
                                  "namespace": inputs.get("namespace"), "version": inputs.get("version")})
@@ -231,7 +241,8 @@ def _uuid(seed: str) -> str:
 
 
 _CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                   "PriorityClass", "StorageClass", "RuntimeClass", "PersistentVolume"}
+                   "PriorityClass", "StorageClass", "RuntimeClass", "PersistentVolume",
+                   "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 
 
 def _is_namespaced(typ: str) -> bool:

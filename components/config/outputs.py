@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-KUBECONFIG: Final = "kubeconfig"  # secret: admin kubeconfig of the cluster
+KUBECONFIG: Final = "kubeconfig"  # secret, opt-in (exportAdminKubeconfig): admin kubeconfig of the cluster
 CLUSTER_NAME: Final = "clusterName"
 CLUSTER_ID: Final = "clusterId"
 API_ENDPOINT: Final = "apiEndpoint"
@@ -24,10 +24,12 @@ GPU_NODE_SELECTOR: Final = "gpuNodeSelector"  # {label: value}
 GPU_TOLERATIONS: Final = "gpuTolerations"  # list of k8s toleration dicts
 IMAGES: Final = "images"  # {image name: digest-pinned ref}
 MODELS: Final = "models"  # {model name: in-cluster service URL}
+TEAMS: Final = "teams"  # {team name: {"namespace": str, "models": {model name: in-cluster service URL}}}
 
-#: Every stack output, in the order the README's table lists them.
+#: Every stack output of a stack with the default config, in the order the docs' table lists them.
+#: No kubeconfig among them: StackReference readers get every output, secret ones included, so
+#: cluster-admin must never be one by default. Teams get their own kubeconfig as a GitHub secret.
 STACK_OUTPUTS: Final[tuple[str, ...]] = (
-    KUBECONFIG,
     CLUSTER_NAME,
     CLUSTER_ID,
     API_ENDPOINT,
@@ -42,7 +44,11 @@ STACK_OUTPUTS: Final[tuple[str, ...]] = (
     GPU_TOLERATIONS,
     IMAGES,
     MODELS,
+    TEAMS,
 )
+
+#: Outputs a stack exports only when a config key opts in: {output: config key}.
+OPT_IN_OUTPUTS: Final[dict[str, str]] = {KUBECONFIG: "exportAdminKubeconfig"}
 
 #: Outputs that are Pulumi secrets; a StackReference returns them as secret Outputs.
 SECRET_OUTPUTS: Final[frozenset[str]] = frozenset({KUBECONFIG})

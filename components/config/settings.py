@@ -11,8 +11,8 @@ and a test keeps the two equal.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
@@ -21,10 +21,12 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from components.config import catalog
+from components.config.cidrs import parse_cidrs
 from components.config.images import IMAGE_KEYS, PLATFORMS
 from components.config.models import parse_models
-from components.config.patterns import DNS_LABEL, github_repository_problem
+from components.config.patterns import DNS_1035, DNS_LABEL, github_repository_problem
 from components.config.reader import ConfigReader
+from components.config.teams import parse_teams
 from components.config.types import (
     API_PORT,
     ClusterSettings,
@@ -34,6 +36,7 @@ from components.config.types import (
     PlatformSettings,
     RegistrySettings,
     StoreSettings,
+    TeamSettings,
 )
 
 PROJECT: Final = "gpu-platform"
@@ -76,6 +79,9 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "models": [],
     "modelCacheImage": "",
     "hfServerImage": "",
+    "deleteUnreachable": False,
+    "exportAdminKubeconfig": False,
+    "teams": [],
 }
 
 
@@ -150,23 +156,7 @@ def _cluster(r: ConfigReader, environment: str) -> ClusterSettings:
         r.fail("gpuNodeSize", gpu_size, f"{why}; GPU sizes: {', '.join(catalog.GPU_SIZES)}",
                "pulumi config set gpuNodeSize an.g1.l40s.kube.x1")
 
-    cidrs = r.strings("apiAllowedCidrs")
-    if not cidrs:
-        r.fail("apiAllowedCidrs", [], "must list at least one CIDR allowed to reach the Kubernetes API",
-               "pulumi config set --path 'apiAllowedCidrs[0]' 203.0.113.0/24")
-    for cidr in cidrs:
-        try:
-            ipaddress.ip_network(cidr, strict=True)
-        except ValueError as exc:
-            r.fail("apiAllowedCidrs", cidr, f"not a valid CIDR ({exc})",
-                   "use network/prefix with host bits zero, e.g. 203.0.113.0/24")
-    allow_public = r.flag("allowPublicApiAccess")  # checked on every stack, used in prod
-    public = [c for c in cidrs if c in ("0.0.0.0/0", "::/0")]
-    if environment == "prod" and public and not allow_public:
-        r.fail("apiAllowedCidrs", public[0],
-               f"prod refuses to open the Kubernetes API (port {API_PORT}) to the whole internet",
-               "list your office/VPN/CI CIDRs, or set `pulumi config set allowPublicApiAccess true` "
-               "to accept the risk explicitly")
+    cidrs = _api_cidrs(r, environment)
 
     operator_version = r.string("gpuOperatorVersion")
     if not _OPERATOR_VERSION.fullmatch(operator_version):
@@ -184,6 +174,32 @@ def _cluster(r: ConfigReader, environment: str) -> ClusterSettings:
         api_allowed_cidrs=cidrs,
         gpu_operator_version=operator_version,
     )
+
+
+def _api_cidrs(r: ConfigReader, environment: str) -> tuple[str, ...]:
+    """``apiAllowedCidrs`` in canonical form, compared as networks (components/config/cidrs.py).
+
+    The public-API guard runs on every shared environment (staging and prod); a dev stack is a
+    throwaway and may leave the API open (k3s authentication still applies).
+    """
+    entries = r.strings("apiAllowedCidrs")
+    if not entries:
+        r.fail("apiAllowedCidrs", [], "must list at least one CIDR allowed to reach the Kubernetes API",
+               "pulumi config set --path 'apiAllowedCidrs[0]' 203.0.113.0/24")
+    parsed = parse_cidrs(entries)
+    for entry, why in parsed.invalid:
+        r.fail("apiAllowedCidrs", entry, f"not a valid CIDR ({why})",
+               "use network/prefix with host bits zero, e.g. 203.0.113.0/24")
+    allow_public = r.flag("allowPublicApiAccess")
+    guarded = environment != "dev"
+    if parsed.admits_internet and guarded and not allow_public:
+        families = " and ".join(parsed.admits_internet)
+        r.fail("apiAllowedCidrs", list(entries),
+               f"together these admit the whole {families} internet to the Kubernetes API (port {API_PORT}), "
+               f"and allowPublicApiAccess is false ({environment} guards its API; only dev may leave it open)",
+               "list only your office/VPN/CI CIDRs, or set `pulumi config set allowPublicApiAccess true` "
+               "to accept the risk explicitly")
+    return parsed.canonical
 
 
 def _store(r: ConfigReader, region: str, environment: str) -> StoreSettings:
@@ -301,13 +317,41 @@ def _model_namespace(r: ConfigReader) -> str:
     return namespace
 
 
+def _teams(r: ConfigReader, model_namespace: str) -> tuple[TeamSettings, ...]:
+    """The ``teams`` list (components/config/teams.py); models named by a team must exist."""
+    raw_models = r.get("models")
+    # Names that are themselves invalid are reported on their models entry, not again here.
+    model_names = [m["name"] for m in raw_models if isinstance(m, dict) and isinstance(m.get("name"), str)
+                   and DNS_1035.fullmatch(m["name"])] if isinstance(raw_models, list) else []
+    return parse_teams(r.get("teams"), model_names=model_names, model_namespace=model_namespace,
+                       problems=r.problems, project=PROJECT)
+
+
+def _access(r: ConfigReader, cluster: ClusterSettings) -> tuple[ClusterSettings, bool]:
+    """``deleteUnreachable`` (into the cluster settings) and ``exportAdminKubeconfig``.
+
+    Both default to false in every environment: with deleteUnreachable a ``pulumi refresh``
+    against a cluster it cannot reach drops every Kubernetes resource from the state, and the
+    admin kubeconfig as a stack output would hand cluster-admin to every StackReference reader.
+    A platform engineer turns either on deliberately (docs/ci-cd.md, docs/app-teams.md); prod
+    refuses deleteUnreachable outright: a firewall or network blip must never erase prod's state.
+    """
+    delete_unreachable = r.flag("deleteUnreachable")
+    if delete_unreachable and r.get("environment") == "prod":
+        r.fail("deleteUnreachable", True, "prod keeps Kubernetes resources in its state when the API is "
+               "unreachable (a refresh through a closed firewall would otherwise drop them all)",
+               "pulumi config set deleteUnreachable false (for a cluster deleted outside Pulumi, see "
+               "docs/ci-cd.md)")
+    return dataclasses.replace(cluster, delete_unreachable=delete_unreachable), r.flag("exportAdminKubeconfig")
+
+
 def load_settings(source: ConfigSource, *, project: str, stack: str) -> PlatformSettings:
     """Parse and validate every key; raise one :class:`SettingsError` listing all problems."""
     problems: list[str] = []
     r = ConfigReader.for_stack(source.get, DEFAULTS, problems, PROJECT)
     _unknown_keys(r, source)
     environment = r.string("environment", ENVIRONMENTS)
-    cluster = _cluster(r, environment)
+    cluster, export_admin_kubeconfig = _access(r, _cluster(r, environment))
     store = _store(r, cluster.region, environment)
     namespace = _model_namespace(r)
     github = _github(r)
@@ -323,6 +367,7 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
                           environment=environment,
                           hf_token_set=hf_token is not None, problems=problems, project=PROJECT)
     model_images = _model_images(r, models, built=images.build)
+    teams = _teams(r, namespace)
     if problems:
         raise SettingsError(problems)
     return PlatformSettings(
@@ -338,6 +383,8 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
         models=models,
         model_images=model_images,
         hf_token=hf_token,
+        teams=teams,
+        export_admin_kubeconfig=export_admin_kubeconfig,
     )
 
 

@@ -28,7 +28,10 @@ class ClusterSettings:
     gpu_node_size: str
     gpu_node_count: int
     api_allowed_cidrs: tuple[str, ...]
+    """Canonical CIDRs (components/config/cidrs.py), the firewall's allow-list for the API."""
     gpu_operator_version: str
+    delete_unreachable: bool = False
+    """The Kubernetes provider's deleteUnreachable: off unless a platform engineer turns it on."""
 
     @property
     def gpu_size(self) -> catalog.NodeSize:
@@ -99,6 +102,24 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class TeamSettings:
+    """One app team (``teams`` entry): its namespace, its GitHub repository, the models it may call."""
+
+    name: str
+    namespace: str
+    owner: str
+    """GitHub user or organisation of the team's repository."""
+    repository: str
+    """The repository's name (not owner/name): it gets the Actions secret KUBECONFIG."""
+    models: tuple[str, ...] = ()
+    """Names of ``models`` entries the team's namespace may call; every other model is unreachable."""
+
+    @property
+    def slug(self) -> str:
+        return f"{self.owner}/{self.repository}"
+
+
+@dataclass(frozen=True)
 class PlatformSettings:
     project: str
     stack: str
@@ -113,6 +134,9 @@ class PlatformSettings:
     model_images: Mapping[str, str] = field(default_factory=dict)
     """Image refs (``modelCacheImage``, ``hfServerImage``) used when this stack does not build them."""
     hf_token: pulumi.Output[str] | None = field(default=None, compare=False, repr=False)
+    teams: tuple[TeamSettings, ...] = ()
+    export_admin_kubeconfig: bool = False
+    """Export the admin kubeconfig as the secret stack output ``kubeconfig`` (opt-in; never for app teams)."""
 
     @property
     def is_prod(self) -> bool:
@@ -136,6 +160,10 @@ class PlatformSettings:
         to "privileged"; the program warns about it on every preview.
         """
         return "privileged" if self.node_cached_models else "restricted"
+
+    def teams_calling(self, model: str) -> tuple[str, ...]:
+        """Namespaces of the teams allowed to call ``model`` (its NetworkPolicy admits only these)."""
+        return tuple(t.namespace for t in self.teams if model in t.models)
 
     @property
     def source_url(self) -> str | None:

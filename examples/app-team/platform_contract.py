@@ -2,7 +2,12 @@
 
 The platform publishes its contract in ``components/config/outputs.py`` (see docs/app-teams.md);
 copy this file along with the example, and keep only the names you use. A renamed or missing
-output fails the program up front, naming the output and what the platform does export.
+output, a team the platform does not know or a model the team may not call fails the program up
+front, naming what is wrong and what the platform does offer.
+
+The platform's stack outputs hold no kubeconfig: your team's kubeconfig reaches you as the
+Actions secret ``KUBECONFIG`` of your own repository (set by the platform), and CI hands it to
+this program as the secret config value ``kubeconfig``.
 """
 
 from __future__ import annotations
@@ -13,29 +18,9 @@ from typing import Any, Final
 import pulumi
 
 # Stack outputs of gpu-platform this program uses (names as the platform exports them).
-KUBECONFIG: Final = "kubeconfig"  # secret: admin kubeconfig of the cluster
-MODEL_NAMESPACE: Final = "modelNamespace"  # namespace GPU workloads run in
-GPU_NODE_SELECTOR: Final = "gpuNodeSelector"  # {label: value} of the GPU pool
-GPU_TOLERATIONS: Final = "gpuTolerations"  # tolerations for the GPU pool's taint
-S3_CREDENTIALS_SECRET: Final = "s3CredentialsSecret"  # "namespace/name" of the store's credentials
-HF_TOKEN_SECRET: Final = "hfTokenSecret"  # "namespace/name" of the Hugging Face token Secret
-MODEL_BUCKET: Final = "modelBucket"
-MODEL_STORE_ENDPOINT: Final = "modelStoreEndpoint"
-MODEL_PREFIX: Final = "modelPrefix"
-IMAGES: Final = "images"  # {image name: digest-pinned ref}
+TEAMS: Final = "teams"  # {team: {"namespace": str, "models": {model: in-cluster URL}}}
 
-USED_OUTPUTS: Final[tuple[str, ...]] = (
-    KUBECONFIG,
-    MODEL_NAMESPACE,
-    GPU_NODE_SELECTOR,
-    GPU_TOLERATIONS,
-    S3_CREDENTIALS_SECRET,
-    HF_TOKEN_SECRET,
-    MODEL_BUCKET,
-    MODEL_STORE_ENDPOINT,
-    MODEL_PREFIX,
-    IMAGES,
-)
+USED_OUTPUTS: Final[tuple[str, ...]] = (TEAMS,)
 
 
 class PlatformContractError(Exception):
@@ -51,41 +36,47 @@ def _require_present(stack: str, name: str, outputs: dict[str, Any]) -> bool:
     return True
 
 
-def split_secret_ref(ref: str, output: str) -> tuple[str, str]:
-    """``"namespace/name"`` -> ``(namespace, name)``, with an error naming the output."""
-    namespace, sep, name = ref.partition("/")
-    if not sep or not namespace or not name or "/" in name:
-        raise PlatformContractError(f"output {output!r} should be 'namespace/name', got {ref!r}")
-    return namespace, name
+@dataclass(frozen=True)
+class TeamAccess:
+    """What the platform gives one team: its namespace and the model it calls."""
+
+    namespace: str
+    model: str
+    model_url: str
+    """The model's in-cluster URL (``http://<model>.<namespace>.svc.cluster.local:8000``)."""
 
 
-def pick_image(images: dict[str, str], key: str) -> str:
-    """One digest-pinned ref out of the ``images`` output."""
-    if key not in images:
+def pick_team(teams: dict[str, Any], team: str, model: str | None, stack: str) -> TeamAccess:
+    """The team's entry of the ``teams`` output and the model it calls (its only one by default)."""
+    if team not in teams:
         raise PlatformContractError(
-            f"the platform's {IMAGES!r} output has no image {key!r}; it has: {', '.join(sorted(images))}"
+            f"platform stack {stack!r} has no team {team!r}; teams: {', '.join(sorted(teams)) or 'none'}. "
+            "Ask the platform team to add yours to gpu-platform:teams."
         )
-    ref = images[key]
-    if "@sha256:" not in ref:
-        raise PlatformContractError(f"image {key!r} is not pinned by digest: {ref!r}")
-    return ref
+    entry = teams[team]
+    allowed: dict[str, str] = dict(entry.get("models") or {})
+    if model is None:
+        if len(allowed) != 1:
+            raise PlatformContractError(
+                f"team {team!r} may call {len(allowed)} models ({', '.join(sorted(allowed)) or 'none'}); "
+                "choose one with `pulumi config set model <name>`"
+            )
+        [model] = allowed
+    if model not in allowed:
+        raise PlatformContractError(
+            f"team {team!r} may not call model {model!r}; it may call: {', '.join(sorted(allowed)) or 'none'}. "
+            "The platform's NetworkPolicy blocks every other model: ask the platform team to add it to "
+            "your teams entry's models."
+        )
+    return TeamAccess(namespace=entry["namespace"], model=model, model_url=allowed[model])
 
 
 @dataclass(frozen=True)
 class Platform:
-    """The platform stack's outputs, each an Output with the secrecy the platform gave it."""
+    """The platform stack's outputs this program uses, each an Output."""
 
     stack: str
-    kubeconfig: pulumi.Output[str]
-    model_namespace: pulumi.Output[str]
-    gpu_node_selector: pulumi.Output[dict[str, str]]
-    gpu_tolerations: pulumi.Output[list[dict[str, str]]]
-    s3_credentials_secret: pulumi.Output[str]
-    hf_token_secret: pulumi.Output[str]
-    model_bucket: pulumi.Output[str]
-    model_store_endpoint: pulumi.Output[str]
-    model_prefix: pulumi.Output[str]
-    images: pulumi.Output[dict[str, str]]
+    teams: pulumi.Output[dict[str, Any]]
 
     @classmethod
     def from_stack(cls, stack: str) -> Platform:
@@ -101,18 +92,7 @@ class Platform:
             value = ref.require_output(name)
             return present.apply(lambda _: value)
 
-        return cls(
-            stack=stack,
-            kubeconfig=pulumi.Output.secret(
-                require(KUBECONFIG)
-            ),  # secret even if a platform forgot to mark it
-            model_namespace=require(MODEL_NAMESPACE),
-            gpu_node_selector=require(GPU_NODE_SELECTOR),
-            gpu_tolerations=require(GPU_TOLERATIONS),
-            s3_credentials_secret=require(S3_CREDENTIALS_SECRET),
-            hf_token_secret=require(HF_TOKEN_SECRET),
-            model_bucket=require(MODEL_BUCKET),
-            model_store_endpoint=require(MODEL_STORE_ENDPOINT),
-            model_prefix=require(MODEL_PREFIX),
-            images=require(IMAGES),
-        )
+        return cls(stack=stack, teams=require(TEAMS))
+
+    def team(self, team: str, model: str | None) -> pulumi.Output[TeamAccess]:
+        return self.teams.apply(lambda teams: pick_team(teams, team, model, self.stack))

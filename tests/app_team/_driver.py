@@ -104,6 +104,7 @@ def run_example(spec: dict[str, Any]) -> dict[str, Any]:
         run_program(lambda: runpy.run_path(str(EXAMPLE / "__main__.py"), run_name="__main__"))
         exports, export_secrets = _sync_await(_exports())
     except Exception as exc:  # noqa: BLE001 - reported to the test as data
+        _drain()
         return {
             "ok": False,
             "error_type": type(exc).__name__,
@@ -117,6 +118,19 @@ def run_example(spec: dict[str, Any]) -> dict[str, Any]:
         "exports": encode(exports),
         "export_secrets": export_secrets,
     }
+
+
+def _drain() -> None:
+    """Let the failed program's remaining work finish now: Pulumi stops waiting at the first failure,
+    and a straggler (or a task it spawns) failing later would be reported as the next scenario's error."""
+    loop = asyncio.get_event_loop()
+    for _ in range(100):
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        if not pending:
+            break
+        loop.run_until_complete(asyncio.wait(pending, timeout=10))
+    runtime_settings.SETTINGS.rpc_manager.clear()
+    runtime_settings.SETTINGS.outputs.clear()  # tracked Output tasks, awaited (and re-raised) by the next run
 
 
 def run_platform(stack: str) -> dict[str, Any]:

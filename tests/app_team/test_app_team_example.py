@@ -1,10 +1,13 @@
 """The app-team example against the platform's real contract, under Pulumi mocks.
 
 The StackReference returns exactly the outputs the platform program exports (its offline plan,
-tools.offline_plan.run_plan, with buildImages on so `images` is filled), checked against the
-names in components/config/outputs.py. Renaming or dropping an output the example uses therefore
-fails here. Each program runs in its own process (tests/app_team/
-_driver.py) so Pulumi's global mock state never reaches other test modules.
+tools.offline_plan.run_plan, for prod), checked against the names in components/config/outputs.py.
+Renaming or dropping an output the example uses therefore fails here. Each program runs in its
+own process (tests/app_team/_driver.py) so Pulumi's global mock state never reaches other test
+modules.
+
+The example deploys with the team's own kubeconfig (its secret config, from the Actions secret
+KUBECONFIG), never with anything the platform stack exports.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pytest
+import yaml
 
 from components.config import outputs as contract
 
@@ -25,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("_driver.py")
 EXAMPLE = ROOT / "examples" / "app-team"
 PLATFORM_STACK = "acme/gpu-platform/prod"
+TEAM_KUBECONFIG = "apiVersion: v1\nkind: Config\n# the team's kubeconfig, as GitHub hands it to CI\n"
+APP_IMAGE = "ghcr.io/acme/search-app@sha256:" + "b" * 64
 
 
-def _driver(args: list[str], stdin: str | None = None) -> subprocess.Popen[str]:
+def _driver(args: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(DRIVER), *args],
         stdin=subprocess.PIPE,
@@ -56,28 +61,30 @@ def platform_outputs() -> tuple[dict[str, Any], list[str]]:
     return dict(plan["outputs"]), list(plan["secret_output_names"])
 
 
-MISSING = (contract.GPU_TOLERATIONS, contract.S3_CREDENTIALS_SECRET, contract.KUBECONFIG)
+def prod_team() -> dict[str, Any]:
+    """The first teams entry of Pulumi.prod.yaml: the team the example plays."""
+    config = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    return config["gpu-platform:teams"][0]
 
 
 def _scenario_specs() -> dict[str, dict[str, Any]]:
     outputs, secret = platform_outputs()
-    base = {"outputs": outputs, "secret_output_names": secret, "config": {"platformStack": PLATFORM_STACK}}
-    specs = {
+    team = prod_team()
+    config = {"platformStack": PLATFORM_STACK, "team": team["name"], "appImage": APP_IMAGE,
+              "kubeconfig": TEAM_KUBECONFIG}
+    base = {"outputs": outputs, "secret_output_names": secret, "config": config}
+    two_models = {**outputs[contract.TEAMS][team["name"]]["models"], "other": "http://other.models.svc:8000"}
+    return {
         "default": base,
-        "gpus=2": {**base, "config": {**base["config"], "gpus": 2}},
-        "unknown image": {**base, "config": {**base["config"], "serverImage": "vllm"}},
-        "foreign secret": {
-            **base,
-            "outputs": {**outputs, contract.S3_CREDENTIALS_SECRET: "kube-system/model-store-s3"},
-        },
+        "explicit model": {**base, "config": {**config, "model": team["models"][0]}},
+        "model not allowed": {**base, "config": {**config, "model": "llama-70b"}},
+        "unknown team": {**base, "config": {**config, "team": "payments"}},
+        "two models, none chosen": {**base, "outputs": {**outputs, contract.TEAMS: {
+            team["name"]: {"namespace": "team-x", "models": two_models}}}},
+        "missing teams": {**base, "outputs": {k: v for k, v in outputs.items() if k != contract.TEAMS}},
+        "no kubeconfig": {**base, "config": {k: v for k, v in config.items() if k != "kubeconfig"}},
+        "image not pinned": {**base, "config": {**config, "appImage": "ghcr.io/acme/search-app:latest"}},
     }
-    for name in MISSING:
-        specs[f"missing {name}"] = {
-            **base,
-            "outputs": {k: v for k, v in outputs.items() if k != name},
-            "secret_output_names": [s for s in secret if s != name],
-        }
-    return specs
 
 
 @cache
@@ -86,9 +93,17 @@ def scenarios() -> dict[str, dict[str, Any]]:
     return _result(_driver(["example"]), json.dumps(_scenario_specs()))
 
 
-def example_run() -> dict[str, Any]:
-    result = scenarios()["default"]
+def example_run(name: str = "default") -> dict[str, Any]:
+    result = scenarios()[name]
     assert result["ok"], result.get("traceback")
+    return result
+
+
+def failed_run(name: str) -> dict[str, Any]:
+    result = scenarios()[name]
+    assert not result["ok"]
+    assert result["error_type"] == "PlatformContractError", result["traceback"]
+    assert not [r for r in result["resources"] if r["type"].startswith("kubernetes:")]
     return result
 
 
@@ -123,6 +138,7 @@ def test_example_reads_only_outputs_of_the_platform_contract() -> None:
     names = _example_contract()
     assert names, "no output-name constants found in the example"
     assert set(names.values()) <= set(contract.STACK_OUTPUTS)
+    assert contract.KUBECONFIG not in names.values()  # the example never needs the admin kubeconfig
     for const, value in names.items():
         assert getattr(contract, const) == value, (
             f"{const}: example {value!r} != platform {getattr(contract, const)!r}"
@@ -144,14 +160,16 @@ def test_platform_program_exports_exactly_the_contract() -> None:
     exported = plan["outputs"]
     assert set(exported) - set(contract.STACK_OUTPUTS) == set(), "exported but not in components/config/outputs.py"
     assert set(contract.STACK_OUTPUTS) - set(exported) == set(), "in components/config/outputs.py but not exported"
-    assert set(plan["secret_output_names"]) == contract.SECRET_OUTPUTS
+    # No kubeconfig, and so no secret at all, in what every StackReference reader gets.
+    assert contract.KUBECONFIG not in exported
+    assert plan["secret_output_names"] == []
 
 
 def test_platform_program_exports_what_the_example_uses() -> None:
     exported = platform_plan()["outputs"]
     empty = sorted(name for name in set(_example_contract().values()) if not exported.get(name))
     assert not empty, f"the platform exports these empty or not at all: {empty}"
-    assert {"hf-server", "model-cache"} <= set(exported[contract.IMAGES]), "the example's default images"
+    assert exported[contract.TEAMS][prod_team()["name"]]["namespace"] == prod_team()["namespace"]
 
 
 # --- the example under mocks -------------------------------------------------------------------
@@ -162,107 +180,87 @@ def test_stack_reference_names_the_configured_platform_stack() -> None:
     assert ref["inputs"]["name"] == PLATFORM_STACK
 
 
-def test_kubernetes_provider_is_built_from_the_secret_kubeconfig() -> None:
-    outputs, _ = platform_outputs()
+def test_kubernetes_provider_is_built_from_the_teams_own_secret_kubeconfig() -> None:
     provider = _one(example_run(), "pulumi:providers:kubernetes")
-    assert provider["inputs"]["kubeconfig"] == {"__secret__": outputs[contract.KUBECONFIG]}
+    assert provider["inputs"]["kubeconfig"] == {"__secret__": TEAM_KUBECONFIG}
+    assert provider["inputs"]["namespace"] == prod_team()["namespace"]
 
 
-def test_every_kubernetes_object_uses_that_provider_never_the_default() -> None:
+def test_every_kubernetes_object_uses_that_provider_in_the_teams_namespace() -> None:
     result = example_run()
     objects = [r for r in result["resources"] if r["type"].startswith("kubernetes:")]
     assert {r["type"] for r in objects} == {"kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"}
     for r in objects:
-        assert "pulumi:providers:kubernetes::platform::" in r["provider"], r["name"]
+        assert "pulumi:providers:kubernetes::team::" in r["provider"], r["name"]
+        assert r["inputs"]["metadata"]["namespace"] == prod_team()["namespace"]
 
 
-def test_deployment_lands_on_gpu_nodes_with_the_platform_secrets_and_images() -> None:
+def test_the_app_calls_the_model_the_team_may_call() -> None:
     outputs, _ = platform_outputs()
-    dep = _one(example_run(), "kubernetes:apps/v1:Deployment")["inputs"]
-    assert dep["metadata"]["namespace"] == outputs[contract.MODEL_NAMESPACE]
-    pod = dep["spec"]["template"]["spec"]
-    assert pod["nodeSelector"] == outputs[contract.GPU_NODE_SELECTOR]
-    assert pod["tolerations"] == outputs[contract.GPU_TOLERATIONS]
+    team = prod_team()
+    [model] = team["models"]
+    url = outputs[contract.TEAMS][team["name"]]["models"][model]
+    for name in ("default", "explicit model"):
+        dep = _one(example_run(name), "kubernetes:apps/v1:Deployment")["inputs"]
+        (app,) = dep["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in app["env"]}
+        assert env["OPENAI_BASE_URL"] == f"{url}/v1" and env["MODEL_NAME"] == model
+        assert app["image"] == APP_IMAGE
 
-    (server,) = pod["containers"]
-    assert server["image"] == outputs[contract.IMAGES]["hf-server"]
-    assert server["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert server["resources"]["requests"]["nvidia.com/gpu"] == "1"
 
-    ensure, restore = pod["initContainers"]
-    assert ensure["image"] == restore["image"] == outputs[contract.IMAGES]["model-cache"]
-    assert ensure["args"] == ["ensure"] and restore["args"][0] == "restore"
-    s3_secret_name = outputs[contract.S3_CREDENTIALS_SECRET].split("/", 1)[1]
-    for init in (ensure, restore):
-        assert {"secretRef": {"name": s3_secret_name}} in init["envFrom"]
-        env = {e["name"]: e["value"] for e in init["env"]}
-        assert env["S3_BUCKET"] == outputs[contract.MODEL_BUCKET]
-        assert env["S3_ENDPOINT_URL"] == outputs[contract.MODEL_STORE_ENDPOINT]
-        assert env["S3_PREFIX"] == outputs[contract.MODEL_PREFIX]
-    hf_secret_name = outputs[contract.HF_TOKEN_SECRET].split("/", 1)[1]
-    assert {"secretRef": {"name": hf_secret_name, "optional": True}} in ensure["envFrom"]
+def test_pods_meet_pod_security_restricted_and_ask_for_no_gpu() -> None:
+    pod = _one(example_run(), "kubernetes:apps/v1:Deployment")["inputs"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    for container in pod["containers"]:
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False and ctx["readOnlyRootFilesystem"] is True
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        assert "nvidia.com/gpu" not in json.dumps(container["resources"])  # the team's quota is 0 GPUs
 
 
 def test_exports_keep_the_kubeconfig_out() -> None:
     result = example_run()
-    assert set(result["exports"]) == {"platformStack", "image", "url"}
+    assert set(result["exports"]) == {"platformStack", "namespace", "model", "url"}
     assert result["export_secrets"] == []
-    assert result["exports"]["image"] == platform_outputs()[0][contract.IMAGES]["hf-server"]
-
-
-def test_gpu_count_comes_from_config() -> None:
-    result = scenarios()["gpus=2"]
-    assert result["ok"], result.get("traceback")
-    pod = _one(result, "kubernetes:apps/v1:Deployment")["inputs"]["spec"]["template"]["spec"]
-    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert TEAM_KUBECONFIG not in json.dumps(result["exports"])
 
 
 # --- clear failures -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("missing", MISSING)
-def test_an_output_missing_from_the_platform_fails_with_a_clear_error(missing: str) -> None:
-    result = scenarios()[f"missing {missing}"]
-    assert not result["ok"]
-    assert result["error_type"] == "PlatformContractError", result["traceback"]
-    assert f"no output {missing!r}" in result["error"]
-    assert PLATFORM_STACK in result["error"] and "breaking change" in result["error"]
-    assert not _resources(result, "kubernetes:apps/v1:Deployment")
+def test_a_model_the_team_may_not_call_fails_with_a_clear_error() -> None:
+    error = failed_run("model not allowed")["error"]
+    assert "may not call model 'llama-70b'" in error and prod_team()["models"][0] in error
 
 
-def test_an_image_missing_from_images_fails_with_a_clear_error() -> None:
-    result = scenarios()["unknown image"]
-    assert not result["ok"]
-    assert result["error_type"] == "PlatformContractError"
-    assert "no image 'vllm'" in result["error"] and "hf-server" in result["error"]
+def test_an_unknown_team_fails_with_a_clear_error() -> None:
+    error = failed_run("unknown team")["error"]
+    assert "no team 'payments'" in error and prod_team()["name"] in error
 
 
-def test_a_secret_outside_the_model_namespace_fails_with_a_clear_error() -> None:
-    result = scenarios()["foreign secret"]
-    assert not result["ok"]
-    assert result["error_type"] == "PlatformContractError"
-    assert "not in the model namespace" in result["error"]
+def test_two_allowed_models_need_a_choice() -> None:
+    assert "choose one with `pulumi config set model <name>`" in failed_run("two models, none chosen")["error"]
 
 
-def test_pods_meet_pod_security_restricted_of_the_model_namespace() -> None:
-    pod = _one(example_run(), "kubernetes:apps/v1:Deployment")["inputs"]["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    for container in pod["containers"] + pod["initContainers"]:
-        ctx = container["securityContext"]
-        assert ctx["allowPrivilegeEscalation"] is False, container["name"]
-        assert ctx["capabilities"] == {"drop": ["ALL"]}, container["name"]
+def test_a_missing_teams_output_fails_with_a_clear_error() -> None:
+    error = failed_run("missing teams")["error"]
+    assert "no output 'teams'" in error and PLATFORM_STACK in error and "breaking change" in error
+
+
+def test_no_kubeconfig_and_an_unpinned_image_fail_with_a_clear_error() -> None:
+    assert "pulumi config set --secret kubeconfig" in failed_run("no kubeconfig")["error"]
+    assert "not pinned by digest" in failed_run("image not pinned")["error"]
 
 
 def test_docs_table_lists_exactly_the_contract() -> None:
-    rows = [
-        line.split("|")
-        for line in (ROOT / "docs" / "app-teams.md").read_text().splitlines()
-        if line.startswith("| `")
-    ]
+    text = (ROOT / "docs" / "app-teams.md").read_text()
+    section = text.split("\n## Stack outputs\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
     documented = {cells[1].strip().strip("`"): cells[3].strip() for cells in rows}
-    assert list(documented) == list(contract.STACK_OUTPUTS), (
-        "docs/app-teams.md table != components/config/outputs.py"
+    assert list(documented) == [*contract.STACK_OUTPUTS, *contract.OPT_IN_OUTPUTS], (
+        "docs/app-teams.md table != components/config/outputs.py (default outputs, then opt-in ones)"
     )
     for name, secret in documented.items():
         assert secret == ("yes" if name in contract.SECRET_OUTPUTS else "no"), name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -117,11 +118,33 @@ def test_gpu_scheduling_outputs_match_the_pool(stack_plan) -> None:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_kubeconfig_output_is_secret(stack_plan, stack: str) -> None:
+def test_no_stack_output_carries_a_kubeconfig_by_default(stack_plan, stack: str) -> None:
+    # StackReference readers get every output, secret ones too: cluster-admin is never one of them.
     plan = stack_plan(stack)
-    assert "kubeconfig" in plan.secret_outputs
+    assert "kubeconfig" not in plan.raw_outputs
+    assert plan.secret_outputs == set()
+    for name, value in plan.raw_outputs.items():
+        assert "kind: Config" not in json.dumps(value) and '"kind": "Config"' not in json.dumps(value), name
+        # The mocks' credentials (admin and ServiceAccount tokens, the S3 key) all start "offline-".
+        assert "offline-" not in json.dumps(value), name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_admin_kubeconfig_is_exported_secret_on_request_only(plan_with, stack: str) -> None:
+    plan = plan_with(stack, exportAdminKubeconfig=True)
+    assert plan.secret_outputs == {"kubeconfig"}
     assert plan.outputs["kubeconfig"] == "[secret]"
     assert "apiVersion: v1" in plan.raw_outputs["kubeconfig"]
+    if stack == "prod":
+        assert any("every reader of this prod stack gets cluster-admin" in w for w in plan.warnings)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_delete_unreachable_is_off_unless_turned_on(stack_plan, plan_with, stack: str) -> None:
+    # A refresh that cannot reach the API must not drop every Kubernetes resource from the state.
+    assert stack_plan(stack).one(K8S_PROVIDER).inputs["deleteUnreachable"] == "false"
+    if stack == "dev":
+        assert plan_with(stack, deleteUnreachable=True).one(K8S_PROVIDER).inputs["deleteUnreachable"] == "true"
 
 
 def test_model_store_credential_is_explicit_and_its_secret_wrapped(stack_plan) -> None:

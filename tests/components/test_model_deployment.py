@@ -244,7 +244,7 @@ def test_selectors_match_the_pods(default) -> None:
     policy = default.one("NetworkPolicy")["spec"]
     for labels in (pod_labels, job_labels):
         assert policy["podSelector"]["matchLabels"].items() <= labels.items()
-    assert policy["ingress"][0]["ports"] == [{"protocol": "TCP", "port": PORT}]
+    assert policy["ingress"] == []  # no team may call it: nothing in the cluster gets in
 
 
 def test_cache_warm_job_runs_ensure_before_the_rollout(default) -> None:

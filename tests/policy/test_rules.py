@@ -29,7 +29,6 @@ SECRET = "kubernetes:core/v1:Secret"  # pragma: allowlist secret (a type token)
 KNOWN_ADVISORY = {("network-policy-per-namespace", "gpu-gpu-operator-ns")}
 #: The program exports the admin kubeconfig in every stack today; the coordinator is gating it
 #: behind config exportAdminKubeconfig (issue 16's report).
-KNOWN_PROD_KUBECONFIG = ("prod-no-kubeconfig-output", "gpu-platform-prod")
 
 
 def run_all(plan: PlanResult, **kwargs: Any) -> list[Finding]:
@@ -85,9 +84,7 @@ def test_real_stacks_break_no_mandatory_rule(stack: str, stack_plan: Callable[[s
     mandatory = {(f.policy, f.urn.rsplit("::", 1)[-1]) for f in findings if f.level == EnforcementLevel.MANDATORY}
     advisory = {(f.policy, f.urn.rsplit("::", 1)[-1]) for f in findings if f.level == EnforcementLevel.ADVISORY}
     assert advisory == KNOWN_ADVISORY
-    if stack == "prod" and mandatory == {KNOWN_PROD_KUBECONFIG}:
-        pytest.xfail("the program exports the admin kubeconfig in prod; the coordinator gates it behind "
-                     "exportAdminKubeconfig (issue 16)")
+    # The admin kubeconfig is no stack output unless exportAdminKubeconfig opts in (issue 13).
     assert mandatory == set()
 
 
@@ -351,7 +348,10 @@ def test_pdb_for_replicated_deployments__missing(stack_plan: Callable[[str], Pla
 
 def test_network_policy_per_namespace__missing(stack_plan: Callable[[str], PlanResult]) -> None:
     plan = stack_plan("dev")
-    records = without(plan, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "model-qwen-small-netpol")
+    # Every NetworkPolicy of the model namespace: the model's own and the namespace's default deny.
+    records = [r for r in plan.resources if not (r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+                                                 and (r.state.get("metadata") or {}).get("namespace") == "models")]
+    assert len(records) < len(plan.resources)
     assert_only(run_policy(POLICIES["network-policy-per-namespace"], plan, records=records,
                            config={"exemptNamespaces": ["gpu-operator"]}),
                 "network-policy-per-namespace", plan.one("kubernetes:core/v1:Namespace", "platform-namespace"),

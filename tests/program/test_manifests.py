@@ -15,10 +15,23 @@ import pytest
 import yaml
 
 from components.config import catalog
-from tools.offline_plan import PlanResult
+from tools.offline_plan import PlanResult, run_plan
 
 REPO = Path(__file__).resolve().parents[2]
 STACKS = ("dev", "prod")
+#: A plan override with several teams and models: more than the stack files' one team exercises.
+TEAMS_OVERRIDE = {
+    "gpuNodeCount": 2,
+    "models": [
+        {"name": "qwen-small", "repo": "Qwen/Qwen2.5-0.5B-Instruct", "memory": "16Gi", "shmSize": "2Gi"},
+        {"name": "qwen-other", "repo": "Qwen/Qwen2.5-1.5B-Instruct", "memory": "16Gi", "shmSize": "2Gi"},
+    ],
+    "teams": [
+        {"name": "search", "repository": "acme/search-app", "models": ["qwen-small", "qwen-other"]},
+        {"name": "chat", "namespace": "chat", "repository": "other-org/chat", "models": ["qwen-other"]},
+        {"name": "batch", "repository": "acme/batch"},
+    ],
+}
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 CANARY = "hf_canaryManifestToken0123456789abcdefgh"
 
@@ -50,8 +63,22 @@ def test_every_rendered_manifest_matches_the_kubernetes_schema(stack_plan, stack
     kinds = {m["kind"] for m in rendered}
     # The model workloads are part of what is validated, not just the platform objects.
     assert {"Deployment", "Service", "Job", "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount",
-            "Namespace", "Secret", "ConfigMap"} <= kinds, kinds
-    version = cluster_version(stack)
+            "Namespace", "Secret", "ConfigMap", "Role", "RoleBinding", "ResourceQuota"} <= kinds, kinds
+    assert_schema_valid(rendered, cluster_version(stack))
+
+
+@pytest.fixture(scope="module")
+def teams_plan() -> PlanResult:
+    return run_plan("dev", overrides=TEAMS_OVERRIDE)
+
+
+def test_the_manifests_of_several_teams_match_the_kubernetes_schema(teams_plan: PlanResult) -> None:
+    rendered = manifests(teams_plan)
+    assert len([m for m in rendered if m["kind"] == "Role"]) == 3
+    assert_schema_valid(rendered, cluster_version("dev"))
+
+
+def assert_schema_valid(rendered: list[dict[str, Any]], version: str) -> None:
     failures = []
     for manifest in rendered:
         try:
@@ -70,15 +97,16 @@ def test_schema_validation_catches_a_broken_manifest(stack_plan) -> None:
 
 
 @pytest.fixture(scope="module")
-def checkov_report(stack_plan, tmp_path_factory) -> dict[str, Any]:
+def checkov_report(stack_plan, teams_plan, tmp_path_factory) -> dict[str, Any]:
     if not CHECKOV.exists():
         subprocess.run(["bash", str(REPO / "scripts/setup.d/45-checkov.sh")], check=True, cwd=REPO)
     root = tmp_path_factory.mktemp("manifests")
     count = workloads = 0
-    for stack in STACKS:
+    plans = {stack: stack_plan(stack) for stack in STACKS} | {"teams": teams_plan}
+    for stack, plan in plans.items():
         folder = root / stack
         folder.mkdir()
-        for i, manifest in enumerate(manifests(stack_plan(stack)), start=1):
+        for i, manifest in enumerate(manifests(plan), start=1):
             (folder / f"{i:03d}-{manifest['kind'].lower()}.yaml").write_text(yaml.safe_dump(manifest))
             count += 1
             workloads += manifest["kind"] in ("Deployment", "Job")
@@ -112,7 +140,8 @@ def test_checkov_scanned_every_manifest(checkov_report) -> None:
     workloads = checkov_report["workload_count"]
     assert summary["resource_count"] == checkov_report["manifest_count"] + workloads, summary
     checked = {c["file_path"].rsplit("-", 1)[-1] for c in checkov_report["results"]["passed_checks"]}
-    assert {"deployment.yaml", "job.yaml", "service.yaml", "serviceaccount.yaml", "secret.yaml"} <= checked
+    assert {"deployment.yaml", "job.yaml", "service.yaml", "serviceaccount.yaml", "secret.yaml", "role.yaml",
+            "rolebinding.yaml"} <= checked
 
 
 def test_every_checkov_skip_has_a_reason(checkov_report) -> None:

@@ -60,8 +60,8 @@ def test_plan_outputs_file_masks_secrets(tmp_path: Path) -> None:
     proc = run_plan_cli("--stack", "dev", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     outputs = yaml.safe_load((tmp_path / "outputs.json").read_text())
-    assert outputs[contract.KUBECONFIG] == "[secret]"
-    assert set(outputs) <= set(contract.STACK_OUTPUTS)
+    assert contract.KUBECONFIG not in outputs  # opt-in only (exportAdminKubeconfig)
+    assert set(outputs) == set(contract.STACK_OUTPUTS)
 
 
 def test_bad_config_exits_nonzero_with_only_the_settings_error(tmp_path: Path) -> None:

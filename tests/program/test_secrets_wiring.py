@@ -27,6 +27,8 @@ GH_ENV_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
 GH_VARIABLE = "github:index/actionsVariable:ActionsVariable"
 GH_ENV_VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable"
 CREDENTIAL = "civo:index/objectStoreCredential:ObjectStoreCredential"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+SA_TOKEN = "kubernetes.io/service-account-token"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def test_every_object_is_a_labelled_child_on_the_cluster_provider(plans) -> None
     plan = plans()
     provider = plan.one("pulumi:providers:kubernetes")
     children = _owned_by(plan, "ModelNamespace")
-    assert {r.type for r in children} == {NAMESPACE, SECRET, CONFIGMAP}
+    assert {r.type for r in children} == {NAMESPACE, SECRET, CONFIGMAP, NETWORK_POLICY}
     for record in children:
         assert record.provider.startswith(provider.urn), record.name
         labels = record.inputs["metadata"]["labels"]
@@ -115,7 +117,7 @@ DIGEST_REF = "ghcr.io/acme/gpu-platform/model-cache@sha256:" + "1" * 64
 
 def test_no_token_and_no_registry_login_means_no_such_secrets(plans) -> None:
     plan = run_plan("dev", overrides={"githubRepository": None, "githubEnvironments": None,
-                                      "registryUsername": None, "buildImages": False,
+                                      "registryUsername": None, "buildImages": False, "teams": [],
                                       "modelCacheImage": DIGEST_REF}, secrets={})
     names = {r.name for r in plan.by_type(SECRET)}
     assert names == {"platform-s3"}
@@ -132,10 +134,13 @@ def test_rendered_manifests_and_the_printed_plan_hold_no_plaintext(plans, stack:
                    base64.b64encode(CANARY_TOKEN.encode()).decode(),
                    base64.b64encode(f"acme-bot:{CANARY_REGISTRY}".encode()).decode()):
         assert secret not in rendered
-    secrets = [m for m in plan.manifests() if m["kind"] == "Secret"]
+    secrets = [m for m in plan.manifests() if m["kind"] == "Secret" and m["type"] != SA_TOKEN]
     assert len(secrets) == 3
     for manifest in secrets:
         assert set(manifest["stringData"].values()) == {"[secret]"}
+    # A team's token Secret is filled in by the cluster: the platform never writes a token into it.
+    [token] = [m for m in plan.manifests() if m["kind"] == "Secret" and m["type"] == SA_TOKEN]
+    assert "data" not in token and "stringData" not in token
 
 
 def test_secret_outputs_are_namespace_slash_name_never_values(plans) -> None:
@@ -155,15 +160,19 @@ def test_github_secret_value_is_the_secret_config(plans) -> None:
     assert env_secret.inputs["repository"] == "gpu-platform"
     assert is_rpc_secret(env_secret.inputs["value"]) and unwrap_rpc_secret(env_secret.inputs["value"]) == CANARY_TOKEN
     assert "value" in env_secret.additional_secret_outputs
-    provider = plan.one("pulumi:providers:github")
+    provider = plan.one("pulumi:providers:github", "github-provider")
     assert provider.inputs["owner"] == "acme"
     assert all(r.provider.startswith(provider.urn) for r in _owned_by(plan, "GitHubSecrets") if r is not provider)
 
 
 def test_repository_level_values_belong_to_prod_only(plans) -> None:
     dev, prod = plans("dev"), plans("prod")
-    assert not dev.by_type(GH_SECRET) and not dev.by_type(GH_VARIABLE)
-    [repo_secret] = prod.by_type(GH_SECRET)
+
+    def platform_secrets(plan: PlanResult) -> list:  # the teams' KUBECONFIG secrets are tested in tests/components
+        return [r for r in plan.by_type(GH_SECRET) if "GitHubSecrets$" in r.urn]
+
+    assert not platform_secrets(dev) and not dev.by_type(GH_VARIABLE)
+    [repo_secret] = platform_secrets(prod)
     assert is_rpc_secret(repo_secret.inputs["value"]) and unwrap_rpc_secret(repo_secret.inputs["value"]) == CANARY_TOKEN
     assert {r.inputs["variableName"]: r.inputs["value"] for r in prod.by_type(GH_VARIABLE)} == {
         "REGISTRY": "ghcr.io", "IMAGE_REPOSITORY": "ghcr.io/acme/gpu-platform"}
@@ -218,7 +227,7 @@ def test_without_build_images_the_images_output_is_the_configured_refs(plans) ->
     plan = plans("dev", buildImages=False, modelCacheImage=DIGEST_REF)
     assert not plan.by_type(IMAGE)
     assert plan.raw_outputs[contract.IMAGES] == {"model-cache": DIGEST_REF}
-    bare = run_plan("dev", overrides={"models": [], "buildImages": False}, secrets=CANARIES)
+    bare = run_plan("dev", overrides={"models": [], "teams": [], "buildImages": False}, secrets=CANARIES)
     assert bare.raw_outputs[contract.IMAGES] == {}
 
 

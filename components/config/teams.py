@@ -1,0 +1,143 @@
+"""The ``teams`` stack config: one entry per app team, parsed and validated.
+
+``components/config/settings.py`` calls :func:`parse_teams` after the models, so a team that
+names a model that does not exist is reported with every other problem, before any resource
+is registered. One entry (``Pulumi.<stack>.yaml``; ``name`` and ``repository`` are required)::
+
+    gpu-platform:teams:
+      - name: search                 # DNS-1035 label: names the team's objects
+        namespace: team-search       # default team-<name>; Pod Security restricted
+        repository: acme/search-app  # GitHub owner/repo: gets the Actions secret KUBECONFIG
+        models: [qwen-small]         # models entries the namespace may call; all others unreachable
+
+What a team gets is built by ``components/app_team.py``; docs/app-teams.md explains it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from typing import Any, Final
+
+from components.config.patterns import DNS_1035, DNS_LABEL, github_repository_problem
+from components.config.reader import ConfigReader, show
+from components.config.types import TeamSettings
+
+#: Namespaces a team may never take: the cluster's own and the platform's.
+RESERVED_NAMESPACES: Final = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "gpu-operator"})
+MAX_NAME_LENGTH: Final = 40
+DEFAULTS: Final[dict[str, Any]] = {"namespace": None, "models": []}
+FIELDS: Final = ("name", "repository", *DEFAULTS)
+
+
+def did_you_mean(value: object, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a known name is close to ``value``, else ``""``."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_teams(raw: Any, *, model_names: Iterable[str], model_namespace: str, problems: list[str],
+                project: str = "gpu-platform") -> tuple[TeamSettings, ...]:
+    """Validate the ``teams`` list; append one problem per bad field; return the good entries.
+
+    ``model_names`` are the names written in ``models`` (valid or not: a bad model entry is
+    reported there, not again here as "unknown model").
+    """
+    if not isinstance(raw, list):
+        problems.append(f"{project}:teams = {show(raw)}: must be a list of team objects (name, repository, "
+                        "models). Fix: write gpu-platform:teams as a YAML list in Pulumi.<stack>.yaml")
+        return ()
+    models = tuple(model_names)
+    teams: list[TeamSettings] = []
+    names: dict[str, int] = {}
+    namespaces: dict[str, int] = {}
+    repositories: dict[str, int] = {}
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            problems.append(f"{project}:teams[{index}] = {show(item)}: must be an object with at least name and "
+                            "repository. Fix: write it as `- name: search` / `  repository: owner/repo`")
+            continue
+        reader = ConfigReader.for_entry("teams", index, item, DEFAULTS, problems, project)
+        team = _parse_entry(reader, item, index, models, model_namespace, names, namespaces, repositories)
+        if team is not None:
+            teams.append(team)
+    return tuple(teams)
+
+
+def _parse_entry(e: ConfigReader, raw: dict[str, Any], i: int, models: tuple[str, ...], model_namespace: str,
+                 names: dict[str, int], namespaces: dict[str, int],
+                 repositories: dict[str, int]) -> TeamSettings | None:
+    for key, value in raw.items():
+        if key not in FIELDS:
+            e.fail(key, value, f"unknown field{did_you_mean(key, FIELDS)}; known fields: {', '.join(FIELDS)}",
+                   f"remove teams[{i}].{key} or correct its spelling")
+
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        e.fail("name", name, "is required", f"set teams[{i}].name, e.g. search")
+        name = f"team-{i}"
+    elif not DNS_1035.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+        e.fail("name", name, f"must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters (lower-case "
+               "letters, digits and '-', starting with a letter): it names the team's objects",
+               f"set teams[{i}].name to e.g. {re.sub(r'[^a-z0-9-]+', '-', name.lower()).strip('-') or 'team'}")
+    elif name in names:
+        e.fail("name", name, f"duplicates teams[{names[name]}].name", f"rename teams[{i}]")
+    else:
+        names[name] = i
+
+    namespace = e.get("namespace")
+    if namespace is None:
+        namespace = f"team-{name}"
+    _check_namespace(e, i, namespace, model_namespace, namespaces)
+
+    slug = raw.get("repository")
+    owner = repository = ""
+    if not isinstance(slug, str) or not slug:
+        e.fail("repository", slug, "is required: the team's GitHub repository owner/repo (it gets the Actions "
+               "secret KUBECONFIG)", f"set teams[{i}].repository, e.g. acme/search-app")
+    else:
+        owner, sep, repository = slug.strip().partition("/")
+        why = "expected exactly one '/' (owner/repo)" if not sep or "/" in repository \
+            else github_repository_problem(owner, repository)
+        if why:
+            e.fail("repository", slug, f"not a GitHub repository ({why})",
+                   f"set teams[{i}].repository to owner/repo, e.g. acme/search-app")
+        elif slug.lower() in repositories:
+            e.fail("repository", slug, f"already belongs to teams[{repositories[slug.lower()]}]; each repository "
+                   "holds one team's KUBECONFIG secret", f"give teams[{i}] its own repository")
+        else:
+            repositories[slug.lower()] = i
+
+    allowed = e.strings("models")
+    for model in allowed:
+        if model not in models:
+            known = ", ".join(models) or "none: the stack serves no models"
+            e.fail("models", model, f"no model of that name{did_you_mean(model, models)}; models: {known}",
+                   f"list names from gpu-platform:models in teams[{i}].models")
+    if len(set(allowed)) != len(allowed):
+        e.fail("models", list(allowed), "lists a model twice", f"remove the repeat from teams[{i}].models")
+
+    if e.failed:
+        return None
+    return TeamSettings(name=name, namespace=namespace, owner=owner, repository=repository,
+                        models=tuple(dict.fromkeys(allowed)))
+
+
+def _check_namespace(e: ConfigReader, i: int, namespace: object, model_namespace: str,
+                     namespaces: dict[str, int]) -> None:
+    fix = f"set teams[{i}].namespace to a namespace of its own, e.g. team-<name>"
+    if not isinstance(namespace, str) or not DNS_LABEL.fullmatch(namespace):
+        e.fail("namespace", namespace, "must be a DNS label (a-z, 0-9, '-', at most 63 characters)", fix)
+    elif namespace == model_namespace:
+        e.fail("namespace", namespace, "is the model namespace (modelNamespace): a team gets a namespace of its "
+               "own and calls models over their Services", fix)
+    elif namespace in RESERVED_NAMESPACES or namespace.startswith("kube-"):
+        e.fail("namespace", namespace, "is a namespace of the cluster or the platform (kube-*, default, "
+               "gpu-operator)", fix)
+    elif namespace in namespaces:
+        e.fail("namespace", namespace, f"is already teams[{namespaces[namespace]}]'s namespace", fix)
+    else:
+        namespaces[namespace] = i
