@@ -7,7 +7,7 @@ Data only: the stack settings validate against it, ``ContainerImage`` builds fro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -36,6 +36,13 @@ PLATFORM_IMAGES: Final = (
 )
 #: Config keys of the images model workloads run when this stack does not build them.
 IMAGE_KEYS: Final = {spec.name: spec.config_key for spec in PLATFORM_IMAGES}
+
+
+def images_needed(runtimes: Iterable[str]) -> set[str]:
+    """The platform images the workloads of these model runtimes run: model-cache for any model
+    (its init containers), hf-server only when a model serves with it. Only these are built."""
+    found = list(runtimes)
+    return ({"model-cache"} if found else set()) | ({"hf-server"} if "hf-server" in found else set())
 
 
 def image_names() -> list[str]:

@@ -29,6 +29,17 @@ class ClusterSettings:
     gpu_node_count: int
     api_allowed_cidrs: tuple[str, ...]
     gpu_operator_version: str
+    gpu_first_pool_node_count: int = 1
+    """Nodes of the first GPU pool (the pool that predates one-pool-per-node); every further
+    GPU node is a pool of its own (docs/architecture.md, "Scaling the GPU pool")."""
+    gpu_runtime_class: str | None = "nvidia"
+    """``runtimeClassName`` of GPU pods; None leaves the node's default runtime."""
+
+    @property
+    def gpu_pool_node_counts(self) -> tuple[int, ...]:
+        """Node count of each GPU pool: the first pool, then one pool per further node."""
+        first = min(self.gpu_first_pool_node_count, self.gpu_node_count)
+        return (first,) + (1,) * (self.gpu_node_count - first)
 
     @property
     def gpu_size(self) -> catalog.NodeSize:
@@ -62,6 +73,8 @@ class ImageSettings:
     build: bool
     repository: str
     platforms: tuple[str, ...]
+    promote_from: str | None = None
+    """``org/project/stack`` whose ``images`` output this stack runs (build once, promote)."""
 
 
 @dataclass(frozen=True)
