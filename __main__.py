@@ -81,7 +81,7 @@ image_refs = platform_images(
     settings.registry,
     hf_token=settings.hf_token,
     prebuilt=settings.model_images,
-    needed=images_needed(model.runtime for model in settings.models),
+    needed=images_needed((model.runtime for model in settings.models), settings.images.publish),
     source_url=settings.source_url,
     root=Path(__file__).resolve().parent,
 )

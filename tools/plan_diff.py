@@ -7,11 +7,10 @@ replaced (why: the resource's ``replaceOnChanges`` or a provider force-new prope
 :data:`FORCE_NEW`, which names its source), and which Deployments roll (their pod template
 changed). Exit status: 0 no change, 2 changes, 1 error (e.g. invalid config on either side).
 
-How: ``git archive BASE`` is unpacked into a temporary folder and this tree's ``tools/`` is laid
-over it, so both sides are planned by the same mocks and compared in the same form
-(:func:`tools.plan_snapshot.snapshot`): only the program and its config differ. Both plans run at
-once, each in its own process with this repository's interpreter (``.venv``). No cloud, no
-credentials: pull requests from forks get it too.
+How: ``git archive BASE`` is unpacked into a temporary folder; both sides are planned in this
+process (this repository's ``.venv``) by this tree's mocks and compared in the same form
+(:func:`tools.plan_snapshot.snapshot`), so only the program and its config can differ
+(:func:`plan_root`). No cloud, no credentials: pull requests from forks get it too.
 
 What an offline diff cannot see: the live state (drift, a failed earlier up), secret values
 (both sides show ``[secret]``), and outputs only the cloud knows. It shows what the program asks
@@ -22,10 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import io
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -312,57 +310,45 @@ def default_base() -> str:
 
 
 def export_revision(revision: str, dest: Path) -> None:
-    """The tracked files of ``revision`` (``git archive``), with this tree's tools/ laid over them."""
+    """The tracked files of ``revision`` (``git archive``) in ``dest``."""
     archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=REPO, capture_output=True,
                              check=False, timeout=120)
     if archive.returncode != 0:
         raise PlanDiffError(f"git archive {revision}: {archive.stderr.decode().strip()}")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(dest, filter="data")
-    shutil.rmtree(dest / "tools", ignore_errors=True)
-    shutil.copytree(REPO / "tools", dest / "tools", ignore=shutil.ignore_patterns("__pycache__"))
 
 
-def start_plan(root: Path, stack: str, config: Sequence[str]) -> subprocess.Popen[str]:
-    """The offline plan of ``root`` as a snapshot on stdout, in its own process (this .venv's python)."""
-    args = [sys.executable, "-m", "tools.plan_diff", "--emit-snapshot", "--stack", stack]
-    for item in config:
-        args += ["--config", item]
-    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def plan_root(root: Path, stack: str, overrides: Mapping[str, Any], side: str) -> dict[str, Any]:
+    """The offline plan of the program in ``root``, in the comparable form, in this process.
+
+    Both sides run here, one after the other: the providers' SDKs (most of a plan's time) are
+    imported once. Only the program's own package, ``components``, is dropped from the module
+    cache before each side, so each side runs its own; the mocks and the snapshot form are this
+    tree's for both, so only the program and its config can make a difference.
+    """
+    from tools.offline_plan import run_plan
+    from tools.plan_snapshot import snapshot
+
+    for module in [m for m in sys.modules if m == "components" or m.startswith("components.")]:
+        del sys.modules[module]
+    importlib.invalidate_caches()
+    try:
+        return json.loads(json.dumps(snapshot(run_plan(stack, overrides, root=root)), default=str))
+    except Exception as exc:  # noqa: BLE001 - settings errors and program failures: one message, no traceback
+        raise PlanDiffError(f"the offline plan of {side} failed: {exc}") from None
 
 
-def collect(process: subprocess.Popen[str], side: str) -> dict[str, Any]:
-    stdout, stderr = process.communicate(timeout=300)
-    if process.returncode != 0:
-        raise PlanDiffError(f"the offline plan of {side} failed: {stderr.strip() or stdout.strip()}")
-    return json.loads(stdout)
-
-
-def diff_revisions(stack: str, base: str, config: Sequence[str] = (), head_root: Path = REPO) -> PlanDiff:
-    """Plan ``base`` (a git revision of this repository) and ``head_root`` at once, and compare."""
+def diff_revisions(stack: str, base: str, overrides: Mapping[str, Any] | None = None,
+                   head_root: Path = REPO) -> PlanDiff:
+    """Plan ``base`` (a git revision of this repository) and ``head_root``, and compare."""
     with tempfile.TemporaryDirectory(prefix="plan-diff-") as tmp:
         base_root = Path(tmp)
         export_revision(base, base_root)
-        base_plan = start_plan(base_root, stack, config)
-        head_plan = start_plan(head_root, stack, config)
-        base_snapshot = collect(base_plan, f"{base[:12]}")
-        head_snapshot = collect(head_plan, "the working tree")
+        # The working tree first: if it fails, the base's leftovers cannot be the cause.
+        head_snapshot = plan_root(head_root, stack, overrides or {}, "the working tree")
+        base_snapshot = plan_root(base_root, stack, overrides or {}, base[:12])
     return compare(stack, base_snapshot, head_snapshot)
-
-
-def emit_snapshot(stack: str, config: Sequence[str]) -> int:
-    """``--emit-snapshot``: this root's plan as the comparable form (used by the two sides)."""
-    from components.config.settings import SettingsError
-    from tools.offline_plan import parse_overrides, run_plan
-    from tools.plan_snapshot import render, snapshot
-
-    try:
-        print(render(snapshot(run_plan(stack, parse_overrides(config)))), end="")
-    except SettingsError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_ERROR
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -372,16 +358,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key on both sides (JSON values allowed)")
     parser.add_argument("--json", action="store_true", help="print the diff as JSON")
-    parser.add_argument("--emit-snapshot", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.emit_snapshot:
-        return emit_snapshot(args.stack, args.config)
+    from tools.offline_plan import parse_overrides
+
     started = time.perf_counter()
     try:
+        overrides = parse_overrides(args.config)
         base = args.base or default_base()
         label = git("rev-parse", "--short=12", base)
-        result = diff_revisions(args.stack, label, args.config)
-    except (PlanDiffError, subprocess.TimeoutExpired) as exc:
+        result = diff_revisions(args.stack, label, overrides)
+    except (PlanDiffError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if args.json:

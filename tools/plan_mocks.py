@@ -2,7 +2,7 @@
 
 They answer like the real providers would after a create: ids, auto-generated names,
 Civo's kubeconfig (as a secret, as the SDK marks it) and bucket URL, digests of pushed
-images. Invokes are answered from ``components.catalog``, the same table settings validate
+images. Invokes are answered from ``components.config.catalog``, the same table settings validate
 against. A recording monitor keeps what the engine would see for every resource (parent,
 provider, protect, retainOnDelete, ...) so the plan can print a tree and tests can assert it.
 """
@@ -10,6 +10,7 @@ provider, protect, retainOnDelete, ...) so the plan can print a tree and tests c
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -22,8 +23,6 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import wrap_rpc_secret
 from pulumi.runtime.sync_await import _sync_await
-
-from components.config import catalog
 
 
 def _digest(*parts: str, length: int = 64) -> str:
@@ -228,6 +227,7 @@ class PlatformMocks(pulumi.runtime.Mocks):
         return rid, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        catalog = _catalog()
         if args.token == "civo:index/getSize:getSize":
             sizes = [catalog.size_as_api_result(s) for s in catalog.SIZES.values()]
             return {"sizes": _apply_filters(sizes, args.args.get("filters") or [])}
@@ -238,6 +238,12 @@ class PlatformMocks(pulumi.runtime.Mocks):
             ]
             return {"versions": _apply_filters(versions, args.args.get("filters") or [])}
         raise NotImplementedError(f"the offline plan has no answer for invoke {args.token!r}; add it to tools/plan_mocks.py")
+
+
+def _catalog() -> Any:
+    """The catalog of the program being planned (tools.plan_diff plans two revisions in one process,
+    each with its own ``components`` package), looked up when asked."""
+    return importlib.import_module("components.config.catalog")
 
 
 def _apply_filters(rows: list[dict[str, Any]], filters: list[dict[str, Any]]) -> list[dict[str, Any]]:

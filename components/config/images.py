@@ -38,11 +38,12 @@ PLATFORM_IMAGES: Final = (
 IMAGE_KEYS: Final = {spec.name: spec.config_key for spec in PLATFORM_IMAGES}
 
 
-def images_needed(runtimes: Iterable[str]) -> set[str]:
-    """The platform images the workloads of these model runtimes run: model-cache for any model
-    (its init containers), hf-server only when a model serves with it. Only these are built."""
+def images_needed(runtimes: Iterable[str], published: Iterable[str] = ()) -> set[str]:
+    """The platform images some workload runs: model-cache for any model (its init containers),
+    hf-server only when a model serves with it, plus those ``published`` for workloads outside the
+    stack (``publishImages``: app teams read them from the ``images`` output). Only these are built."""
     found = list(runtimes)
-    return ({"model-cache"} if found else set()) | ({"hf-server"} if "hf-server" in found else set())
+    return ({"model-cache"} if found else set()) | ({"hf-server"} if "hf-server" in found else set()) | set(published)
 
 
 def image_names() -> list[str]:

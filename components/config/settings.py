@@ -53,6 +53,7 @@ DAY_TWO_DEFAULTS: Final[Mapping[str, Any]] = {
     "gpuFirstPoolNodeCount": 1,
     "gpuRuntimeClass": "nvidia",
     "promoteImagesFrom": "",
+    "publishImages": [],
 }
 
 #: Defaults per key; ``Pulumi.yaml`` declares the same values (a test keeps them equal).
@@ -299,10 +300,16 @@ def _day_two(r: ConfigReader, cluster: ClusterSettings, images: ImageSettings, *
             r.fail("promoteImagesFrom", promote, "cannot be combined with buildImages true: a stack either builds "
                    "its images or runs the digests another stack built (build once, promote)",
                    "pulumi config set buildImages false (or pulumi config rm promoteImagesFrom)")
+    publish = r.strings("publishImages")
+    for name in publish:
+        if name not in IMAGE_KEYS:
+            r.fail("publishImages", name, f"not a platform image; platform images: {', '.join(IMAGE_KEYS)}",
+                   "pulumi config set --path 'publishImages[0]' hf-server")
     return (
         dataclasses.replace(cluster, gpu_first_pool_node_count=min(first, cluster.gpu_node_count),
                             gpu_runtime_class=runtime_class or None),
-        dataclasses.replace(images, promote_from=promote or None),
+        dataclasses.replace(images, promote_from=promote or None,
+                            publish=tuple(n for n in publish if n in IMAGE_KEYS)),
     )
 
 

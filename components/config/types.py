@@ -75,6 +75,8 @@ class ImageSettings:
     platforms: tuple[str, ...]
     promote_from: str | None = None
     """``org/project/stack`` whose ``images`` output this stack runs (build once, promote)."""
+    publish: tuple[str, ...] = ()
+    """Images built (or promoted) for workloads outside this stack, e.g. app teams' hf-server."""
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,7 @@ def test_committed_stack_files_are_valid(stack: str) -> None:
         ({"gpuFirstPoolNodeCount": 3, "gpuNodeCount": 2}, "gpuFirstPoolNodeCount", "cannot hold more nodes"),
         ({"gpuFirstPoolNodeCount": 0}, "gpuFirstPoolNodeCount", "between 1 and 20"),
         ({"gpuRuntimeClass": "NVIDIA_runtime"}, "gpuRuntimeClass", "must be a RuntimeClass name"),
+        ({"publishImages": ["vllm"]}, "publishImages", "not a platform image; platform images: model-cache, hf-server"),
     ],
 )
 def test_day_two_keys_are_checked_with_a_fix(values: dict[str, Any], key: str, needle: str) -> None:
@@ -161,6 +162,7 @@ def test_day_two_defaults_and_values() -> None:
     grown = load({"gpuNodeCount": 4, "gpuFirstPoolNodeCount": 2, "gpuRuntimeClass": ""})
     assert grown.cluster.gpu_pool_node_counts == (2, 1, 1)
     assert grown.cluster.gpu_runtime_class is None  # empty: the node's default runtime
+    assert load({"publishImages": ["hf-server"]}).images.publish == ("hf-server",)
 
 
 def test_promoted_images_need_no_image_keys() -> None:

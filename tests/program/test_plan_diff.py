@@ -156,7 +156,9 @@ def test_prod_builds_nothing_and_runs_the_digests_dev_built(stack_plan) -> None:
     [reference] = prod.by_type("pulumi:pulumi:StackReference")
     assert reference.read and reference.inputs["name"] == "acme/gpu-platform/dev"
     promoted = dev.raw_outputs[contract.IMAGES]["model-cache"]
-    assert prod.raw_outputs[contract.IMAGES] == {"model-cache": promoted}
+    # Exactly dev's digests: model-cache for its models, hf-server published for app teams.
+    assert prod.raw_outputs[contract.IMAGES] == dev.raw_outputs[contract.IMAGES]
+    assert set(prod.raw_outputs[contract.IMAGES]) == {"model-cache", "hf-server"}
     images = [c["image"] for m in prod.manifests() if m["kind"] in ("Deployment", "Job")
               for c in m["spec"]["template"]["spec"].get("initContainers", []) + m["spec"]["template"]["spec"]["containers"]
               if "model-cache" in c["image"]]
@@ -164,12 +166,15 @@ def test_prod_builds_nothing_and_runs_the_digests_dev_built(stack_plan) -> None:
 
 
 def test_prod_fails_clearly_when_dev_has_not_built_an_image_it_needs(tmp_path: Path) -> None:
+    tree = copy_tree(tmp_path / "tree")
+    dev_file = tree / "Pulumi.dev.yaml"
+    dev_file.write_text(dev_file.read_text().replace("  gpu-platform:publishImages:\n    - hf-server\n", ""))
     # In its own process: a program that fails under mocks leaves errors behind in the runtime.
     hf = json.dumps([model("beta", "hf-server")])
-    done = subprocess.run([sys.executable, "-m", "tools.offline_plan", "--stack", "prod", "--out", str(tmp_path),
-                           "--config", f"models={hf}"], cwd=REPO, capture_output=True, text=True, timeout=120,
+    done = subprocess.run([sys.executable, "-m", "tools.offline_plan", "--stack", "prod", "--out", str(tmp_path / "out"),
+                           "--config", f"models={hf}"], cwd=tree, capture_output=True, text=True, timeout=120,
                           check=False)
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stdout + done.stderr
     assert "stack acme/gpu-platform/dev has no digest-pinned 'hf-server' in its `images` output" in done.stderr
     assert "Fix: run `pulumi up` on acme/gpu-platform/dev first" in done.stderr
 
