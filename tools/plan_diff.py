@@ -78,16 +78,18 @@ FORCE_NEW: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
     "kubernetes:networking.k8s.io/v1:NetworkPolicy": (
         ("metadata.name", "metadata.namespace"), "pulumi-kubernetes diff.go: metadata.name/namespace"),
     "kubernetes:helm.sh/v3:Release": (("name", "namespace"), "pulumi-kubernetes helm Release: name, namespace"),
+    # terraform-provider-github, resource_github_actions_*.go: the name and repository are ForceNew
+    # in the releases pulumi-github 6.x bundles (newer upstream releases relax repository).
     "github:index/actionsSecret:ActionsSecret": (
-        ("repository", "secretName"), "terraform-provider-github: resource_github_actions_secret.go, ForceNew"),
+        ("repository", "secretName"), "terraform-provider-github resource_github_actions_secret.go, ForceNew"),
     "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret": (
         ("repository", "environment", "secretName"),
-        "terraform-provider-github: resource_github_actions_environment_secret.go, ForceNew"),
+        "terraform-provider-github resource_github_actions_environment_secret.go, ForceNew"),
     "github:index/actionsVariable:ActionsVariable": (
-        ("repository", "variableName"), "terraform-provider-github: resource_github_actions_variable.go, ForceNew"),
+        ("repository", "variableName"), "terraform-provider-github resource_github_actions_variable.go, ForceNew"),
     "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable": (
         ("repository", "environment", "variableName"),
-        "terraform-provider-github: resource_github_actions_environment_variable.go, ForceNew"),
+        "terraform-provider-github resource_github_actions_environment_variable.go, ForceNew"),
     "docker-build:index:Image": ((), "pulumi-docker-build: no replacement, a change rebuilds and pushes"),
 }
 #: Updates that are known to fail rather than apply: (type, input path) -> why.

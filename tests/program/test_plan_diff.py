@@ -225,3 +225,14 @@ def test_cli_bad_config_or_revision_exits_1_with_one_line(repo_copy) -> None:
     bad = repo_copy("--stack", "dev", "--base", "HEAD", "--config", "gpuNodeCount=0")
     assert bad.returncode == EXIT_ERROR
     assert "gpu-platform:gpuNodeCount = 0" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_force_new_table_covers_every_resource_type_the_program_uses(stack_plan, stack: str) -> None:
+    from tools.plan_diff import FORCE_NEW
+
+    used = {r.type for r in stack_plan(stack).resources
+            if r.custom and not r.read and not r.type.startswith("pulumi:providers:")}
+    missing = used - set(FORCE_NEW)
+    assert not missing, f"add the provider's force-new properties (and their source) to FORCE_NEW: {missing}"
+    assert all(source for _, source in FORCE_NEW.values())
