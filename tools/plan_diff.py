@@ -219,8 +219,29 @@ def compare(stack: str, base: Mapping[str, Any], head: Mapping[str, Any]) -> Pla
     rolls = [(c.name, [p for p, _, _ in c.inputs if _covers("spec.template", p)])
              for c in changes if c.type == "kubernetes:apps/v1:Deployment"
              and (c.kind == "replaced" or any(_covers("spec.template", p) for p, _, _ in c.inputs))]
+    rolls += _rolls_from_renamed_objects(changes, new, {name for name, _ in rolls})
     outputs = changed_paths(base.get("outputs") or {}, head.get("outputs") or {})
     return PlanDiff(stack, changes, outputs, rolls)
+
+
+def _rolls_from_renamed_objects(changes: Sequence[Change], head: Mapping[str, Mapping[str, Any]],
+                                rolling: set[str]) -> list[tuple[str, list[str]]]:
+    """Deployments that roll because a ConfigMap or Secret they use is replaced: an auto-named
+    object gets a new name (``<logical name>-<random suffix>``), which lands in the pod template.
+    (The mocks name objects deterministically, so the template itself shows no change.)"""
+    renamed = [c.name for c in changes if c.kind == "replaced"
+               and c.type in ("kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:Secret")
+               and not ((head.get(c.id) or {}).get("inputs") or {}).get("metadata", {}).get("name")]
+    found: list[tuple[str, list[str]]] = []
+    for entry_id, entry in sorted(head.items()):
+        typ, name = _type_and_name(entry_id)
+        if typ != "kubernetes:apps/v1:Deployment" or name in rolling:
+            continue
+        template = json.dumps((entry.get("inputs") or {}).get("spec", {}).get("template"))
+        users = [obj for obj in renamed if f'"{obj}-' in template]
+        if users:
+            found.append((name, [f"uses replaced {obj} (new auto-generated name)" for obj in users]))
+    return found
 
 
 def _compare_entry(before: Mapping[str, Any], after: Mapping[str, Any], typ: str, name: str) -> Change | None:

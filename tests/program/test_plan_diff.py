@@ -236,3 +236,12 @@ def test_the_force_new_table_covers_every_resource_type_the_program_uses(stack_p
     missing = used - set(FORCE_NEW)
     assert not missing, f"add the provider's force-new properties (and their source) to FORCE_NEW: {missing}"
     assert all(source for _, source in FORCE_NEW.values())
+
+
+def test_a_replaced_config_map_rolls_the_deployments_that_use_it(stack_plan, plan_with) -> None:
+    # The store ConfigMap is auto-named and force-new on data: a new prefix gives it a new name,
+    # which lands in every model pod template.
+    diff = diff_of("dev", stack_plan("dev"), plan_with("dev", modelPrefix="weights/"))
+    text = format_diff(diff, "models/")
+    assert "platform-store" in names(diff, "replaced"), text
+    assert dict(diff.rolls)["model-qwen-small-server"] == ["uses replaced platform-store (new auto-generated name)"]
