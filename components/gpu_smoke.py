@@ -5,8 +5,9 @@ model pods crash-looping for the length of their startup probe (up to 30 minutes
 first, every ``ModelDeployment`` waits for it, and ``pulumi up`` fails with what to check.
 
 Why it looks like this:
-- **One pod per GPU node** (``completions = parallelism = gpuNodeCount``, required pod
-  anti-affinity on the hostname, the GPU pool's node selector and taint toleration).
+- **One pod per GPU node** (``completions = parallelism = gpuNodeCount``, all created at once,
+  required pod anti-affinity on the hostname, the GPU pool's node selector and taint toleration),
+  and ``backoffLimit: 0``: a retry could land on a node that already passed.
 - **No GPU request.** On a later ``up`` (scaling, a new image) the models hold every GPU, so a pod
   requesting one would wait forever. The pod asks the NVIDIA runtime for all devices with
   ``NVIDIA_VISIBLE_DEVICES=all`` (the toolkit's default ``accept-nvidia-visible-devices-envvar-
@@ -127,7 +128,9 @@ class GpuSmokeTest(pulumi.ComponentResource):
             spec={
                 "completions": args.node_count,
                 "parallelism": args.node_count,
-                "backoffLimit": 2 * args.node_count,
+                # No retry: a retried pod could land on a node that already passed (anti-affinity
+                # only sees pods still running), leaving the failing node untested.
+                "backoffLimit": 0,
                 "activeDeadlineSeconds": SMOKE_DEADLINE_SECONDS,
                 "template": {
                     "metadata": {"labels": labels, "annotations": {"gpu-platform/gpu-pools": args.pool_layout}},

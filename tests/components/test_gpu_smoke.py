@@ -37,6 +37,7 @@ def test_smoke_job_runs_nvidia_smi_once_on_every_gpu_node_bounded(stack_plan, st
     spec = job.inputs["spec"]
     assert spec["completions"] == spec["parallelism"] == nodes
     assert spec["activeDeadlineSeconds"] == SMOKE_DEADLINE_SECONDS
+    assert spec["backoffLimit"] == 0  # a retry might run on a node that already passed
     pod = spec["template"]["spec"]
     assert pod["runtimeClassName"] == "nvidia"
     assert pod["nodeSelector"] == {"gpu-platform/pool": "gpu"}
