@@ -2,7 +2,7 @@
 STACK ?= dev
 PLAN_DIR ?= out/plan/$(STACK)
 
-.PHONY: setup setup-core plan test image bench lint doctor
+.PHONY: setup setup-core plan plan-diff test image bench lint doctor
 
 setup:            ## install everything (uv, .venv, buildah, linters)
 	bash scripts/setup.sh
@@ -12,6 +12,9 @@ setup-core:       ## install what the offline plan needs (uv, .venv)
 
 plan: setup-core  ## offline plan of a stack: resource tree + rendered manifests in out/plan/<stack>
 	.venv/bin/python -m tools.offline_plan --stack $(STACK) --out $(PLAN_DIR)
+
+plan-diff: setup-core  ## what a change does to a stack, offline: make plan-diff STACK=dev [BASE=<git rev>] (exit 0 none, 2 changes)
+	.venv/bin/python -m tools.plan_diff --stack $(STACK) $(if $(BASE),--base $(BASE),)
 
 test:             ## every check CI runs
 	bash scripts/test.sh

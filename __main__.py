@@ -9,12 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pulumi
+import pulumi_civo as civo
 
 from components.app_team import AppTeam, AppTeamArgs, TeamAdmission
 from components.cluster import GpuCluster, GpuClusterArgs
 from components.config import outputs as out
+from components.config.images import images_needed
 from components.config.settings import from_pulumi_config
 from components.github import GitHubSecrets, GitHubSecretsArgs, owns_repository_level
+from components.gpu_smoke import GpuSmokeTest, GpuSmokeTestArgs
 from components.images import platform_images
 from components.model_deployment import ModelDeployment, ModelDeploymentArgs
 from components.model_namespace import ModelNamespace, ModelNamespaceArgs
@@ -23,13 +26,20 @@ from components.model_store import ModelStore, ModelStoreArgs
 
 settings = from_pulumi_config()
 
+# One explicit Civo provider with the stack's region: the node pools have no region field and
+# would follow whatever region the ambient provider config has (the stack files disable the
+# default provider). Switching a resource from the default provider to this one does not replace
+# it: pulumi-civo declares no provider setting as forcing replacement (docs/architecture.md).
+civo_provider = civo.Provider("civo", region=settings.cluster.region)
 cluster = GpuCluster(
     "gpu",
     GpuClusterArgs(settings=settings.cluster, name_prefix=settings.name_prefix),
+    opts=pulumi.ResourceOptions(providers=[civo_provider]),
 )
 store = ModelStore(
     "models",
     ModelStoreArgs(settings=settings.store, name_prefix=settings.name_prefix),
+    opts=pulumi.ResourceOptions(providers=[civo_provider]),
 )
 if node_cached := settings.node_cached_models:
     pulumi.log.warn(f"models {', '.join(node_cached)} use cache: hostPath, so namespace "
@@ -71,10 +81,29 @@ image_refs = platform_images(
     settings.images,
     settings.registry,
     prebuilt=settings.model_images,
-    stack=settings.stack,
+    needed=images_needed((model.runtime for model in settings.models), settings.images.publish),
     source_url=settings.source_url,
     root=Path(__file__).resolve().parent,
 )
+# Every model workload waits for nvidia-smi to pass on every GPU node.
+gpu_ready: list[pulumi.Resource] = [cluster.gpu_operator]
+if settings.models:
+    smoke = GpuSmokeTest(
+        "gpu-smoke",
+        GpuSmokeTestArgs(
+            namespace=model_namespace.namespace,
+            image=image_refs["model-cache"],
+            node_count=cluster.gpu_node_count,
+            gpus_per_node=cluster.gpus_per_node,
+            pool_layout=cluster.pool_layout,
+            runtime_class=cluster.runtime_class,
+            node_selector=cluster.node_selector,
+            tolerations=cluster.tolerations,
+            pull_secret_name=model_namespace.pull_secret_name,
+        ),
+        opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[cluster.gpu_operator]),
+    )
+    gpu_ready.append(smoke.job)
 models = {
     model.name: ModelDeployment(
         f"model-{model.name}",
@@ -91,11 +120,12 @@ models = {
                 hf_server_image=image_refs.get("hf-server"),
                 node_selector=cluster.node_selector,
                 tolerations=cluster.tolerations,
+                gpu_runtime_class=cluster.runtime_class,
             ),
             client_namespaces=settings.teams_calling(model.name),
         ),
-        # The GPU operator must run before a pod can get a GPU.
-        opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[cluster.gpu_operator]),
+        # The GPU operator must run, and every GPU node pass the smoke test, before a model rolls.
+        opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=gpu_ready),
     )
     for model in settings.models
 }

@@ -3,8 +3,18 @@ and the NVIDIA GPU operator.
 
 Why it looks like this:
 - The cluster's inline pool cannot change size in place (terraform-provider-civo), so it is a
-  small CPU "system" pool, and GPUs live in a separate ``KubernetesNodePool`` that is replaced
-  when its size changes.
+  small CPU "system" pool, and GPUs live in separate ``KubernetesNodePool`` resources.
+- **One GPU pool per node** (after a first pool of ``gpuFirstPoolNodeCount`` nodes): pulumi-civo
+  2.4.8 bundles terraform-provider-civo v1.1.4, whose node-pool update panics on any change of
+  ``node_count`` (``d.Get("node_count").(*int)``; civo/terraform-provider-civo#381, fixed by #392,
+  in no pulumi-civo release yet). So a pool's node count is never updated: scaling creates or
+  deletes whole single-node pools, and ``replaceOnChanges: [size, nodeCount]`` turns any other
+  node-count change into a create-then-delete replacement. docs/architecture.md, "Scaling the GPU
+  pool", says how to go back to one resizable pool once a fixed pulumi-civo ships.
+- The inline pool has no ``labels``: v1.1.4 never reads them back (``flattenNodePool``), so they
+  showed as a change on every preview, and nothing selects the system pool by label.
+- Every Civo resource uses the stack's explicit ``civo.Provider`` (given by the caller through
+  ``providers``), which carries the region; the node pools have no region field of their own.
 - Civo's GPU nodes ship the NVIDIA container toolkit but no driver and no device plugin
   (Civo docs, gpu-config), so the GPU operator is installed with ``toolkit.enabled=false``.
 - ``write_kubeconfig=True``: without it the kubeconfig output is empty and a Kubernetes provider
@@ -29,6 +39,8 @@ GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT_VALUE = "present"
 GPU_TAINT_EFFECT = "NoSchedule"
 GPU_OPERATOR_NAMESPACE = "gpu-operator"
+#: Inputs whose change replaces a GPU pool instead of updating it (see the module docstring).
+GPU_POOL_REPLACE_ON_CHANGES = ("size", "nodeCount")
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,11 @@ class GpuClusterArgs:
     settings: ClusterSettings
     name_prefix: str
     """``{project}-{stack}``: prefixes the Civo names so two stacks never collide."""
+
+
+def gpu_pool_name(cluster: str, index: int) -> str:
+    """Logical name of GPU pool ``index`` (0: the first pool, aliased to the old single pool)."""
+    return f"{cluster}-gpu-pool-{index}"
 
 
 def gpu_node_selector() -> dict[str, str]:
@@ -48,7 +65,7 @@ def gpu_tolerations() -> list[dict[str, str]]:
     return [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": GPU_TAINT_EFFECT}]
 
 
-def gpu_operator_values(size: catalog.NodeSize) -> dict[str, object]:
+def gpu_operator_values(size: catalog.NodeSize, runtime_class: str | None = "nvidia") -> dict[str, object]:
     """Helm values for the GPU operator on Civo (Civo docs, gpu-config)."""
     values: dict[str, object] = {
         "operator": {"defaultRuntime": "containerd"},
@@ -56,9 +73,11 @@ def gpu_operator_values(size: catalog.NodeSize) -> dict[str, object]:
         "toolkit": {"enabled": False},  # Civo's GPU image ships the container toolkit
         "devicePlugin": {"enabled": True},
         "gfd": {"enabled": True},
-        "validator": {"cuda": {"runtimeClassName": "nvidia"}},
         "daemonsets": {"tolerations": gpu_tolerations()},
     }
+    if runtime_class:
+        # The validator's CUDA workload runs like the model pods (gpuRuntimeClass).
+        values["validator"] = {"cuda": {"runtimeClassName": runtime_class}}
     if _needs_nvlink_disabled(size):
         values["driver"] = {"enabled": True, "kernelModuleConfig": {"name": "nvidia-kernel-config"}}
     return values
@@ -120,22 +139,29 @@ class GpuCluster(pulumi.ComponentResource):
             pools=civo.KubernetesClusterPoolsArgs(
                 size=s.system_node_size,
                 node_count=s.system_node_count,
-                labels={"gpu-platform/pool": "system"},
             ),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["tags"]),
         )
-        self.gpu_pool = civo.KubernetesNodePool(
-            f"{name}-gpu-pool",
-            cluster_id=self.cluster.id,
-            size=self._checked_gpu_size(s),
-            node_count=s.gpu_node_count,
-            labels={GPU_POOL_LABEL_KEY: GPU_POOL_LABEL_VALUE},
-            taints=[civo.KubernetesNodePoolTaintArgs(key=GPU_TAINT_KEY, value=GPU_TAINT_VALUE,
-                                                     effect=GPU_TAINT_EFFECT)],
-            # Civo cannot resize a pool in place; a new size means a new pool (created before the
-            # old one is deleted, so serving capacity survives the change).
-            opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["size"]),
-        )
+        gpu_size = self._checked_gpu_size(s)
+        self.gpu_pools = [
+            civo.KubernetesNodePool(
+                gpu_pool_name(name, index),
+                cluster_id=self.cluster.id,
+                size=gpu_size,
+                node_count=node_count,
+                labels={GPU_POOL_LABEL_KEY: GPU_POOL_LABEL_VALUE},
+                taints=[civo.KubernetesNodePoolTaintArgs(key=GPU_TAINT_KEY, value=GPU_TAINT_VALUE,
+                                                         effect=GPU_TAINT_EFFECT)],
+                # Never an in-place update of size (Civo refuses) or node count (the provider panics,
+                # #381): a new pool is created before the old one is deleted.
+                opts=pulumi.ResourceOptions(
+                    parent=self, replace_on_changes=list(GPU_POOL_REPLACE_ON_CHANGES),
+                    # The pool of the one-pool design is the first pool of this one.
+                    aliases=[pulumi.Alias(name=f"{name}-gpu-pool")] if index == 0 else None,
+                ),
+            )
+            for index, node_count in enumerate(s.gpu_pool_node_counts)
+        ]
 
         self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig.apply(_require_kubeconfig))
         self.provider = k8s.Provider(
@@ -149,7 +175,7 @@ class GpuCluster(pulumi.ComponentResource):
             cluster_identifier=self.cluster.id,
             opts=child,
         )
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.gpu_pool])
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=list(self.gpu_pools))
         self.gpu_operator = self._gpu_operator(name, s, k8s_opts)
 
         self.cluster_name = self.cluster.name
@@ -157,6 +183,11 @@ class GpuCluster(pulumi.ComponentResource):
         self.api_endpoint = self.cluster.api_endpoint
         self.node_selector = gpu_node_selector()
         self.tolerations = gpu_tolerations()
+        self.gpu_node_count = s.gpu_node_count
+        self.gpus_per_node = s.gpu_size.gpu_count
+        self.runtime_class = s.gpu_runtime_class
+        #: Size and node count of every GPU pool: what the GPU smoke test must cover.
+        self.pool_layout = f"{s.gpu_node_size}: " + ",".join(str(n) for n in s.gpu_pool_node_counts)
         self.register_outputs({
             "kubeconfig": self.kubeconfig,
             "clusterName": self.cluster_name,
@@ -237,7 +268,7 @@ class GpuCluster(pulumi.ComponentResource):
             version=s.gpu_operator_version,
             namespace=GPU_OPERATOR_NAMESPACE,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=catalog.GPU_OPERATOR_REPO),
-            values=gpu_operator_values(s.gpu_size),
+            values=gpu_operator_values(s.gpu_size, s.gpu_runtime_class),
             atomic=True,
             cleanup_on_fail=True,
             timeout=1200,  # the driver compiles on each GPU node

@@ -1,4 +1,5 @@
-"""Kubernetes helpers every component shares: the standard labels and quantity arithmetic.
+"""Kubernetes helpers every component shares: the standard labels, quantity arithmetic, and the
+``depends_on`` a component hands to its children.
 
 No resource is registered here; components build their objects from these.
 """
@@ -7,7 +8,9 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
+
+import pulumi
 
 PART_OF: Final = "gpu-platform"
 MANAGED_BY: Final = "pulumi"
@@ -47,3 +50,13 @@ def double_cpu(cpu: str) -> str:
         return f"{int(float(cpu[:-1]) * 2)}m"
     value = float(cpu) * 2
     return str(int(value)) if value.is_integer() else str(value)
+
+
+def resources_of(depends_on: Any) -> list[pulumi.Resource]:
+    """The resources in a ``depends_on`` option: a component passes them on to the children that
+    need them (children do not inherit their parent's ``depends_on``)."""
+    if depends_on is None:
+        return []
+    if isinstance(depends_on, pulumi.Resource):
+        return [depends_on]
+    return [d for d in depends_on if isinstance(d, pulumi.Resource)]

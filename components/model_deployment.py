@@ -36,7 +36,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config.types import ModelSettings
-from components.kubernetes import standard_labels
+from components.kubernetes import resources_of, standard_labels
 from components.model_pod import (
     PORT,
     PodSources,
@@ -112,7 +112,7 @@ class ModelDeployment(pulumi.ComponentResource):
 
         # Children do not inherit a component's depends_on: the Deployment (which needs GPUs,
         # so e.g. the GPU operator) gets it explicitly, after the cache-warm Job.
-        depends: list[pulumi.Resource] = _resources(opts.depends_on if opts else None)
+        depends: list[pulumi.Resource] = resources_of(opts.depends_on if opts else None)
         self.cache_warm_job = None
         if m.warm_cache:
             self.cache_warm_job = self._cache_warm_job(name, m, src, self.service_account.metadata.name)
@@ -224,11 +224,3 @@ class ModelDeployment(pulumi.ComponentResource):
                                                       update=f"{CACHE_WARM_DEADLINE_SECONDS // 60}m"),
             ),
         )
-
-
-def _resources(depends_on: Any) -> list[pulumi.Resource]:
-    if depends_on is None:
-        return []
-    if isinstance(depends_on, pulumi.Resource):
-        return [depends_on]
-    return [d for d in depends_on if isinstance(d, pulumi.Resource)]

@@ -69,6 +69,8 @@ class PodSources:
     """Signing region of the object store (Civo: the stack's region); model-cache's default otherwise."""
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, str]] = ()
+    gpu_runtime_class: str | None = None
+    """``runtimeClassName`` of pods that use a GPU (Civo: ``nvidia``); None: the node's default runtime."""
 
 
 def checkov_skip_annotations() -> dict[str, str]:
@@ -287,6 +289,10 @@ def server_pod_spec(model: ModelSettings, src: PodSources, service_account: pulu
         "containers": [server_container(model, src)],
         "volumes": volumes(model, scratch=True, server=True),
     })
+    if src.gpu_runtime_class:
+        # The NVIDIA runtime makes the allocated GPUs visible in the container, as Civo's GPU
+        # operator instructions do for the validator (runtimeClassName: nvidia).
+        spec["runtimeClassName"] = src.gpu_runtime_class
     if model.replicas > 1:
         # Spread replicas over GPU nodes so one node loss keeps the model served.
         spec["affinity"] = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{

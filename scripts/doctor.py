@@ -64,7 +64,9 @@ def check_secrets(config: dict, stack: str, uses_esc: bool, report: Report) -> N
     needs = {
         "hfToken": [why for why, cond in (
             ("githubRepository is set (the Actions secret HF_TOKEN)", bool(_key(config, "githubRepository"))),
-            ("buildImages is true (the BuildKit secret hf_token)", _key(config, "buildImages") is True),
+            # No image build needs it (hf-server only to bake a model in, which `pulumi up` does not do).
+            ("a model is gated (model-cache downloads it with the token)",
+             any(isinstance(m, dict) and m.get("gated") is True for m in (_key(config, "models") or []))),
         ) if cond],
         "registryPassword": [why for why, cond in (
             ("registryUsername is set (the pull secret)", bool(_key(config, "registryUsername"))),

@@ -19,7 +19,7 @@ import os
 import runpy
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,9 +153,13 @@ def run_plan(stack: str, overrides: Mapping[str, Any] | None = None,
     config taken from the environment (``{}`` means: no secret config at all).
     """
     config, secret_keys = stack_config(stack, overrides, secrets, root)
+    # A stack that reads another stack's outputs (promoteImagesFrom) gets them from that stack's own
+    # offline plan, run first: the promotion path is tested end to end, offline.
+    referenced = {name: _referenced_outputs(name, stack, secrets, root)
+                  for name in referenced_stacks(config)}
     pulumi.runtime.set_all_config(config, secret_keys)
     warnings: list[str] = []
-    monitor = install_mocks(PlatformMocks(PROJECT, stack), project=PROJECT, stack=stack,
+    monitor = install_mocks(PlatformMocks(PROJECT, stack, referenced), project=PROJECT, stack=stack,
                             logger=_collecting_logger(warnings))
     program = str(root / "__main__.py")
     sys.path.insert(0, str(root))
@@ -168,6 +172,26 @@ def run_plan(stack: str, overrides: Mapping[str, Any] | None = None,
     # Registration happens on worker threads, so its order varies: sort for stable diffs.
     resources = [monitor.records[urn] for urn in sorted(monitor.order)]
     return PlanResult(stack, resources, outputs, secret_names, raw, warnings)
+
+
+def referenced_stacks(config: Mapping[str, str]) -> list[str]:
+    """The ``org/project/stack`` names the program will read through a StackReference."""
+    value = config.get(f"{PROJECT}:promoteImagesFrom", "")
+    return [value] if value.count("/") == 2 else []
+
+
+def _referenced_outputs(name: str, referrer: str, secrets: Mapping[str, str] | None,
+                        root: Path) -> tuple[dict[str, Any], set[str]]:
+    """The raw outputs (and secret names) of another stack of this project, from its offline plan."""
+    _org, project, other = name.split("/")
+    if project != PROJECT or other == referrer:
+        return {}, set()  # settings reject it with a clear line; nothing to plan
+    try:
+        result = run_plan(other, secrets=secrets, root=root)
+    except SettingsError as exc:
+        raise SettingsError([(f"{PROJECT}:promoteImagesFrom = {name!r}: the offline plan of stack {other!r} "
+                             f"failed: {'; '.join(exc.problems)}")]) from None
+    return result.raw_outputs, result.secret_outputs
 
 
 def _collecting_logger(sink: list[str]) -> Any:
@@ -348,6 +372,20 @@ def write_outputs(result: PlanResult, out_dir: Path) -> list[Path]:
     return written
 
 
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items as config overrides (a JSON value where it parses, else the string)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--config expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
@@ -355,15 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key for this plan only (JSON values allowed), e.g. gpuNodeCount=3")
     args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {}
-    for item in args.config:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--config expects KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    try:
+        overrides = parse_overrides(args.config)
+    except ValueError as exc:
+        parser.error(str(exc))
     out_dir = args.out or REPO / "out" / "plan" / args.stack
     started = time.perf_counter()
     # Nothing from an earlier run may be mistaken for this one's result, whatever happens below.

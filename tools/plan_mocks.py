@@ -2,7 +2,7 @@
 
 They answer like the real providers would after a create: ids, auto-generated names,
 Civo's kubeconfig (plain, as the provider returns it) and bucket URL, digests of pushed
-images. Invokes are answered from ``components.catalog``, the same table settings validate
+images. Invokes are answered from ``components.config.catalog``, the same table settings validate
 against. A recording monitor keeps what the engine would see for every resource (parent,
 provider, protect, retainOnDelete, ...) so the plan can print a tree and tests can assert it.
 """
@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
+import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +24,6 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.rpc import wrap_rpc_secret
 from pulumi.runtime.sync_await import _sync_await
-
-from components.config import catalog
 
 
 def _digest(*parts: str, length: int = 64) -> str:
@@ -60,6 +61,8 @@ class ResourceRecord:
     dependencies: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
     """The resource's aliases as ``type::name`` / URN strings (what a rename keeps the old identity by)."""
+    read: bool = False
+    """Read, not managed (``ReadResource``: a StackReference): the engine never creates or deletes it."""
 
 
 class RecordingMonitor(MockMonitor):
@@ -97,6 +100,19 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
+    def ReadResource(self, request):
+        # A read (e.g. a StackReference): recorded with what the program asked for, not the
+        # state read back (another stack's outputs are that stack's business).
+        response = super().ReadResource(request)
+        self.records[response.urn] = ResourceRecord(
+            urn=response.urn, type=request.type, name=request.name, parent=request.parent, custom=True,
+            provider=request.provider, inputs={"id": request.id, **rpc.deserialize_properties(request.properties)},
+            dependencies=list(request.dependencies), read=True,
+        )
+        self.order.append(response.urn)
+        return response
+
+
 def install_mocks(mocks: pulumi.runtime.Mocks, *, project: str, stack: str,
                   logger: Any = None) -> RecordingMonitor:
     """The one way this project puts Pulumi's runtime under mocks: a fresh root stack, a recording
@@ -128,9 +144,13 @@ def _describe_alias(alias: Any) -> str:
 class PlatformMocks(pulumi.runtime.Mocks):
     """Provider stand-ins: deterministic ids and names, secrets where providers mark them."""
 
-    def __init__(self, project: str, stack: str) -> None:
+    def __init__(self, project: str, stack: str,
+                 stack_outputs: Mapping[str, tuple[Mapping[str, Any], Iterable[str]]] | None = None) -> None:
         self.project = project
         self.stack = stack
+        self.stack_outputs = dict(stack_outputs or {})
+        """``{org/project/stack: (outputs, secret output names)}``: what StackReferences read (the
+        offline plans of those stacks, run first by tools.offline_plan)."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
@@ -138,7 +158,15 @@ class PlatformMocks(pulumi.runtime.Mocks):
         state = dict(inputs)
         typ = args.typ
         if typ == "pulumi:pulumi:StackReference":
-            return rid, {"outputs": {}, "secretOutputNames": []}
+            name = str(inputs.get("name") or args.name)
+            if name not in self.stack_outputs:
+                raise LookupError(f"the offline plan has no outputs for stack {name!r}; tools.offline_plan "
+                                  "plans a referenced stack of this project first")
+            outputs, secret_names = self.stack_outputs[name]
+            secret = set(secret_names)
+            # As the engine answers: every output, secret ones as secrets, and their names.
+            return name, {"name": name, "secretOutputNames": sorted(secret),
+                          "outputs": {k: wrap_rpc_secret(v) if k in secret else v for k, v in outputs.items()}}
         if typ == "civo:index/network:Network":
             state.update(name=inputs.get("label"), default=False)
         elif typ == "civo:index/kubernetesCluster:KubernetesCluster":
@@ -197,7 +225,12 @@ class PlatformMocks(pulumi.runtime.Mocks):
         elif typ == "docker-build:index:Image":
             tags = inputs.get("tags") or [args.name]
             repo = str(tags[0]).rsplit(":", 1)[0] if ":" in str(tags[0]).split("/")[-1] else str(tags[0])
-            digest = "sha256:" + _digest("image", args.name, str(inputs.get("contextHash", "")))
+            # A registry digest is a hash of the image's bits; what decides the bits here is what the
+            # program hands the build: context, Dockerfile, tags and labels (which carry the hash of
+            # the build inputs), build args, platforms and target.
+            built_from = {k: inputs.get(k) for k in ("context", "dockerfile", "tags", "labels", "buildArgs",
+                                                     "platforms", "target")}
+            digest = "sha256:" + _digest("image", args.name, json.dumps(built_from, sort_keys=True, default=str))
             push = bool(inputs.get("push"))
             state.update(digest=digest, ref=f"{repo}@{digest}" if push else str(tags[0]),
                          contextHash=_digest("ctx", args.name))
@@ -206,6 +239,7 @@ class PlatformMocks(pulumi.runtime.Mocks):
         return rid, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        catalog = _catalog()
         if args.token == "civo:index/getSize:getSize":
             sizes = [catalog.size_as_api_result(s) for s in catalog.SIZES.values()]
             return {"sizes": _apply_filters(sizes, args.args.get("filters") or [])}
@@ -216,6 +250,12 @@ class PlatformMocks(pulumi.runtime.Mocks):
             ]
             return {"versions": _apply_filters(versions, args.args.get("filters") or [])}
         raise NotImplementedError(f"the offline plan has no answer for invoke {args.token!r}; add it to tools/plan_mocks.py")
+
+
+def _catalog() -> Any:
+    """The catalog of the program being planned (tools.plan_diff plans two revisions in one process,
+    each with its own ``components`` package), looked up when asked."""
+    return importlib.import_module("components.config.catalog")
 
 
 def _apply_filters(rows: list[dict[str, Any]], filters: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,8 +7,9 @@ purpose (``python -m tools.plan_snapshot --update``), and the diff of that file 
 reads. A resource is identified as the engine identifies it: by its URN's qualified type (the
 parent chain) and name. Renames carry ``aliases``, which the snapshot records.
 
-Values that change on every commit without changing a resource are normalised: the git revision
-(``GITHUB_SHA`` / ``HEAD``) becomes ``<git-revision>``.
+Nothing in the plan depends on the git commit: images are tagged and labelled by the hash of
+their build inputs (components/images.py), so the snapshot is the same on every commit that does
+not change what a stack deploys. ``tools/plan_diff.py`` compares two snapshots.
 """
 
 from __future__ import annotations
@@ -43,23 +44,11 @@ def _provider_id(ref: str) -> str:
     return resource_id(ref.rsplit("::", 1)[0]) if ref else ""
 
 
-def _normalise(value: Any, revision: str | None) -> Any:
-    if revision and isinstance(value, str) and revision in value:
-        return value.replace(revision, "<git-revision>").replace(revision[:12], "<git-revision>")
-    if revision and isinstance(value, str) and revision[:12] in value:
-        return value.replace(revision[:12], "<git-revision>")
-    if isinstance(value, dict):
-        return {k: _normalise(v, revision) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_normalise(v, revision) for v in value]
-    return value
-
-
-def record_entry(record: ResourceRecord, revision: str | None) -> dict[str, Any]:
+def record_entry(record: ResourceRecord) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": resource_id(record.urn),
         "custom": record.custom,
-        "inputs": _normalise(tidy_numbers(mask(record.inputs)), revision),
+        "inputs": tidy_numbers(mask(record.inputs)),
     }
     if record.provider:
         entry["provider"] = _provider_id(record.provider)
@@ -71,25 +60,20 @@ def record_entry(record: ResourceRecord, revision: str | None) -> dict[str, Any]
         "additionalSecretOutputs": sorted(record.additional_secret_outputs),
         "dependsOn": sorted(resource_id(d) for d in record.dependencies),
         "aliases": record.aliases,
+        "read": record.read,
     }
     entry.update({k: v for k, v in options.items() if v})
     return entry
 
 
-def snapshot(result: PlanResult, revision: str | None = None) -> dict[str, Any]:
+def snapshot(result: PlanResult) -> dict[str, Any]:
     """The plan as plain JSON data: resources sorted by id, outputs masked."""
-    resources = sorted((record_entry(r, revision) for r in result.resources), key=lambda e: e["id"])
+    resources = sorted((record_entry(r) for r in result.resources), key=lambda e: e["id"])
     return {
         "stack": result.stack,
         "resources": resources,
-        "outputs": _normalise(tidy_numbers(result.outputs), revision),
+        "outputs": tidy_numbers(result.outputs),
     }
-
-
-def current_revision() -> str | None:
-    from components.images import git_revision  # the same revision the program tags images with
-
-    return git_revision(REPO)
 
 
 def render(data: dict[str, Any]) -> str:
@@ -115,10 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--update", action="store_true", help="rewrite tests/snapshots/plan-<stack>.json")
     parser.add_argument("stacks", nargs="*", default=list(STACKS))
     args = parser.parse_args(argv)
-    revision = current_revision()
     status = 0
     for stack in args.stacks:
-        fresh = render(snapshot(run_plan(stack), revision))
+        fresh = render(snapshot(run_plan(stack)))
         if args.update:
             SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
             snapshot_path(stack).write_text(fresh)

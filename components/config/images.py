@@ -7,7 +7,7 @@ Data only: the stack settings validate against it, ``ContainerImage`` builds fro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -42,6 +42,14 @@ PLATFORM_IMAGES: Final = (
 )
 #: Config keys of the images model workloads run when this stack does not build them.
 IMAGE_KEYS: Final = {spec.name: spec.config_key for spec in PLATFORM_IMAGES}
+
+
+def images_needed(runtimes: Iterable[str], published: Iterable[str] = ()) -> set[str]:
+    """The platform images some workload runs: model-cache for any model (its init containers),
+    hf-server only when a model serves with it, plus those ``published`` for workloads outside the
+    stack (``publishImages``: app teams read them from the ``images`` output). Only these are built."""
+    found = list(runtimes)
+    return ({"model-cache"} if found else set()) | ({"hf-server"} if "hf-server" in found else set()) | set(published)
 
 
 def image_names() -> list[str]:

@@ -22,7 +22,7 @@ from pulumi.runtime import config as runtime_config
 
 from components.config import catalog
 from components.config.cidrs import parse_cidrs
-from components.config.images import IMAGE_KEYS, PLATFORMS
+from components.config.images import IMAGE_KEYS, PLATFORMS, images_needed
 from components.config.models import parse_models
 from components.config.patterns import DNS_1035, DNS_LABEL, github_repository_problem
 from components.config.reader import ConfigReader
@@ -51,6 +51,14 @@ _IMAGE_REPO = re.compile(r"[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+")
 _PREFIX = re.compile(r"[A-Za-z0-9._/-]*/")
 _OPERATOR_VERSION = re.compile(r"v\d+\.\d+\.\d+")
 _DIGEST_REF = re.compile(r"[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}")
+
+#: Day-two keys (issue 12): GPU pool layout, GPU runtime class, image promotion.
+DAY_TWO_DEFAULTS: Final[Mapping[str, Any]] = {
+    "gpuFirstPoolNodeCount": 1,
+    "gpuRuntimeClass": "nvidia",
+    "promoteImagesFrom": "",
+    "publishImages": [],
+}
 
 #: Defaults per key; ``Pulumi.yaml`` declares the same values (a test keeps them equal).
 DEFAULTS: Final[Mapping[str, Any]] = {
@@ -82,6 +90,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "deleteUnreachable": False,
     "exportAdminKubeconfig": False,
     "teams": [],
+    **DAY_TWO_DEFAULTS,
 }
 
 
@@ -268,9 +277,7 @@ def _model_images(r: ConfigReader, models: tuple[ModelSettings, ...], *, built: 
     """``{image name: ref}`` from ``modelCacheImage``/``hfServerImage``: digest-pinned refs of images
     built elsewhere (CI). Required when models need an image that this stack does not build."""
     refs: dict[str, str] = {}
-    needed = {"model-cache"} if models else set()
-    if any(m.runtime == "hf-server" for m in models):
-        needed.add("hf-server")
+    needed = images_needed(m.runtime for m in models)
     for image, key in IMAGE_KEYS.items():
         ref = r.string(key)
         example = f"ghcr.io/<owner>/gpu-platform/{image}@sha256:<digest>"
@@ -345,6 +352,58 @@ def _access(r: ConfigReader, cluster: ClusterSettings) -> tuple[ClusterSettings,
     return dataclasses.replace(cluster, delete_unreachable=delete_unreachable), r.flag("exportAdminKubeconfig")
 
 
+# ---- day two (issue 12): kept in one block so concurrent key additions merge cleanly ---------------
+
+#: ``org/project/stack`` as ``pulumi.StackReference`` takes it (Pulumi Cloud names).
+_STACK_PATH = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]*)/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)")
+#: A DNS-1123 subdomain: a RuntimeClass name.
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _day_two(r: ConfigReader, cluster: ClusterSettings, images: ImageSettings, *,
+             stack: str) -> tuple[ClusterSettings, ImageSettings]:
+    """The GPU pool layout, the GPU runtime class and image promotion (docs/architecture.md)."""
+    first = r.integer("gpuFirstPoolNodeCount", 1, MAX_NODE_COUNT)
+    if first > cluster.gpu_node_count and "gpuNodeCount" not in r.failed_keys:
+        r.fail("gpuFirstPoolNodeCount", first,
+               f"the first GPU pool cannot hold more nodes than gpuNodeCount ({cluster.gpu_node_count}). "
+               "Lowering a live pool's nodeCount replaces that pool (create, then delete): pulumi-civo 2.4.8 "
+               "crashes on an in-place node-count update (civo/terraform-provider-civo#381)",
+               f"pulumi config set gpuFirstPoolNodeCount {cluster.gpu_node_count}")
+    runtime_class = r.string("gpuRuntimeClass")
+    if runtime_class and (len(runtime_class) > 253 or not _DNS_SUBDOMAIN.fullmatch(runtime_class)):
+        r.fail("gpuRuntimeClass", runtime_class, "must be a RuntimeClass name (DNS subdomain: a-z, 0-9, '-', '.'), "
+               "or empty for the node's default runtime", "pulumi config set gpuRuntimeClass nvidia")
+    promote = r.string("promoteImagesFrom")
+    if promote:
+        match = _STACK_PATH.fullmatch(promote)
+        if match is None:
+            r.fail("promoteImagesFrom", promote, "must name a stack as <org>/<project>/<stack>, the stack whose "
+                   "`images` output this stack runs", f"pulumi config set promoteImagesFrom acme/{PROJECT}/dev")
+        elif match.group(2) != PROJECT:
+            r.fail("promoteImagesFrom", promote, f"must be a stack of this project ({PROJECT}): only its `images` "
+                   "output has the image names the workloads need",
+                   f"pulumi config set promoteImagesFrom {match.group(1)}/{PROJECT}/dev")
+        elif match.group(3) == stack:
+            r.fail("promoteImagesFrom", promote, "names this stack itself; promotion reads another stack's images",
+                   f"pulumi config set promoteImagesFrom {match.group(1)}/{PROJECT}/dev")
+        if images.build:
+            r.fail("promoteImagesFrom", promote, "cannot be combined with buildImages true: a stack either builds "
+                   "its images or runs the digests another stack built (build once, promote)",
+                   "pulumi config set buildImages false (or pulumi config rm promoteImagesFrom)")
+    publish = r.strings("publishImages")
+    for name in publish:
+        if name not in IMAGE_KEYS:
+            r.fail("publishImages", name, f"not a platform image; platform images: {', '.join(IMAGE_KEYS)}",
+                   "pulumi config set --path 'publishImages[0]' hf-server")
+    return (
+        dataclasses.replace(cluster, gpu_first_pool_node_count=min(first, cluster.gpu_node_count),
+                            gpu_runtime_class=runtime_class or None),
+        dataclasses.replace(images, promote_from=promote or None,
+                            publish=tuple(n for n in publish if n in IMAGE_KEYS)),
+    )
+
+
 def load_settings(source: ConfigSource, *, project: str, stack: str) -> PlatformSettings:
     """Parse and validate every key; raise one :class:`SettingsError` listing all problems."""
     problems: list[str] = []
@@ -366,7 +425,8 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
                           gpu_node_count=0 if "gpuNodeCount" in r.failed_keys else cluster.gpu_node_count,
                           environment=environment,
                           hf_token_set=hf_token is not None, problems=problems, project=PROJECT)
-    model_images = _model_images(r, models, built=images.build)
+    cluster, images = _day_two(r, cluster, images, stack=stack)
+    model_images = _model_images(r, models, built=images.build or images.promote_from is not None)
     teams = _teams(r, namespace)
     if problems:
         raise SettingsError(problems)

@@ -32,6 +32,17 @@ class ClusterSettings:
     gpu_operator_version: str
     delete_unreachable: bool = False
     """The Kubernetes provider's deleteUnreachable: off unless a platform engineer turns it on."""
+    gpu_first_pool_node_count: int = 1
+    """Nodes of the first GPU pool (the pool that predates one-pool-per-node); every further
+    GPU node is a pool of its own (docs/architecture.md, "Scaling the GPU pool")."""
+    gpu_runtime_class: str | None = "nvidia"
+    """``runtimeClassName`` of GPU pods; None leaves the node's default runtime."""
+
+    @property
+    def gpu_pool_node_counts(self) -> tuple[int, ...]:
+        """Node count of each GPU pool: the first pool, then one pool per further node."""
+        first = min(self.gpu_first_pool_node_count, self.gpu_node_count)
+        return (first,) + (1,) * (self.gpu_node_count - first)
 
     @property
     def gpu_size(self) -> catalog.NodeSize:
@@ -68,6 +79,10 @@ class ImageSettings:
     pip_index: pulumi.Output[str] | None = field(default=None, compare=False, repr=False)
     """``pipIndex``: an env-style file (PIP_INDEX_URL=..., PIP_EXTRA_INDEX_URL=...) for a private
     package index, handed to builds as the optional BuildKit secret ``pip_index``."""
+    promote_from: str | None = None
+    """``org/project/stack`` whose ``images`` output this stack runs (build once, promote)."""
+    publish: tuple[str, ...] = ()
+    """Images built (or promoted) for workloads outside this stack, e.g. app teams' hf-server."""
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,7 @@ def run_platform(stack: str) -> dict[str, Any]:
     # works, so fall back to the stack as configured and say why.
     build_error = None
     try:
-        result = run_plan(stack, overrides={"buildImages": True})
+        result = run_plan(stack, overrides={"buildImages": True, "promoteImagesFrom": None})
     except Exception as exc:  # noqa: BLE001 - reported to the test as data
         build_error = f"{type(exc).__name__}: {exc}"
         result = run_plan(stack)

@@ -221,6 +221,8 @@ def _pods(plan: PlanResult) -> dict[str, Pod]:
     pods = {}
     for workload in kinds(plan, "Deployment") + kinds(plan, "Job"):
         labels = workload["spec"]["template"]["metadata"]["labels"]
+        if "gpu-platform/model" not in labels:
+            continue  # not a model's pod (the GPU smoke test)
         pods[f"{workload['kind']}:{labels['gpu-platform/model']}"] = Pod(workload["metadata"]["namespace"], labels)
     for team in ("search", "chat", "batch"):
         pods[f"app:{team}"] = Pod(f"team-{team}", {"app.kubernetes.io/name": "web"})

@@ -28,18 +28,48 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_gpu_pool_is_labelled_tainted_and_replaced_on_resize(stack_plan) -> None:
     pool = stack_plan("dev").one(NODE_POOL)
+    assert pool.name == "gpu-gpu-pool-0"
     assert pool.inputs["size"] == "an.g1.l40s.kube.x1"
     assert pool.inputs["nodeCount"] == 1
     assert pool.inputs["labels"] == {"gpu-platform/pool": "gpu"}
     assert pool.inputs["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
-    assert pool.replace_on_changes == ["size"]
+    # Neither size nor node count is ever updated in place (civo/terraform-provider-civo#381).
+    assert pool.replace_on_changes == ["size", "nodeCount"]
     assert "label" not in pool.inputs  # a fixed label would collide when the pool is replaced
+    # The single pool of the earlier design is this pool: a live stack keeps it.
+    assert pool.aliases == ["name=gpu-gpu-pool"]
+
+
+def test_scaling_adds_single_node_pools_and_never_resizes_one(plan_with) -> None:
+    pools = sorted(plan_with("dev", gpuNodeCount=3).by_type(NODE_POOL), key=lambda r: r.name)
+    assert [(p.name, p.inputs["nodeCount"]) for p in pools] == [
+        ("gpu-gpu-pool-0", 1), ("gpu-gpu-pool-1", 1), ("gpu-gpu-pool-2", 1)]
+    assert [p.aliases for p in pools] == [["name=gpu-gpu-pool"], [], []]
+    grown = sorted(plan_with("prod", gpuNodeCount=3).by_type(NODE_POOL), key=lambda r: r.name)
+    # prod's first pool keeps the 2 nodes it had before one-pool-per-node.
+    assert [p.inputs["nodeCount"] for p in grown] == [2, 1]
+
+
+def test_inline_system_pool_has_no_labels_the_provider_never_reads_back(stack_plan) -> None:
+    pools = stack_plan("dev").one(CLUSTER).inputs["pools"]
+    assert "labels" not in pools and pools["nodeCount"] == 1
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_civo_resource_uses_the_explicit_provider_with_the_region(stack_plan, stack: str) -> None:
+    plan = stack_plan(stack)
+    provider = plan.one("pulumi:providers:civo")
+    assert provider.inputs["region"] == "LON1"
+    civo = [r for r in plan.resources if r.type.startswith("civo:")]
+    assert {r.type.split(":")[-1] for r in civo} >= {"Network", "Firewall", "KubernetesCluster",
+                                                     "KubernetesNodePool", "ObjectStore", "ObjectStoreCredential"}
+    assert all(r.provider.startswith(provider.urn + "::") for r in civo), [r.name for r in civo]
 
 
 def test_gpu_pool_belongs_to_the_cluster(stack_plan) -> None:
     plan = stack_plan("prod")
     cluster = plan.one(CLUSTER)
-    pool = plan.one(NODE_POOL)
+    [pool] = plan.by_type(NODE_POOL)
     assert pool.inputs["clusterId"] == plan.raw_outputs["clusterId"]
     assert pool.inputs["nodeCount"] == 2 and pool.inputs["size"] == "an.g1.h100.kube.x1"
     assert cluster.inputs["pools"]["size"] in catalog.CPU_SIZES

@@ -126,8 +126,47 @@ def test_pulumi_yaml_declares_every_plain_key_with_the_same_default() -> None:
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_committed_stack_files_are_valid(stack: str) -> None:
     raw = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
-    assert raw["pulumi:disable-default-providers"] == ["kubernetes"]
+    # Every Kubernetes and Civo resource names its provider: none may fall back to ambient settings.
+    assert raw["pulumi:disable-default-providers"] == ["kubernetes", "civo"]
     values = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("gpu-platform:")}
     settings = load(values, secrets={"hfToken": "hf_placeholder", "registryPassword": "placeholder"})
     assert settings.environment == stack
     assert catalog.REGIONS[settings.cluster.region].gpu_kubernetes
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "needle"),
+    [
+        ({"promoteImagesFrom": "dev"}, "promoteImagesFrom", "must name a stack as <org>/<project>/<stack>"),
+        ({"promoteImagesFrom": "acme/other-project/dev"}, "promoteImagesFrom", "must be a stack of this project"),
+        ({"promoteImagesFrom": "acme/gpu-platform/test"}, "promoteImagesFrom", "names this stack itself"),
+        ({"promoteImagesFrom": "acme/gpu-platform/dev", "buildImages": True, "imageRepository": "ghcr.io/a/b",
+          "registryUsername": "bot"}, "promoteImagesFrom", "cannot be combined with buildImages true"),
+        ({"gpuFirstPoolNodeCount": 3, "gpuNodeCount": 2}, "gpuFirstPoolNodeCount", "cannot hold more nodes"),
+        ({"gpuFirstPoolNodeCount": 0}, "gpuFirstPoolNodeCount", "between 1 and 20"),
+        ({"gpuRuntimeClass": "NVIDIA_runtime"}, "gpuRuntimeClass", "must be a RuntimeClass name"),
+        ({"publishImages": ["vllm"]}, "publishImages", "not a platform image; platform images: model-cache, hf-server"),
+    ],
+)
+def test_day_two_keys_are_checked_with_a_fix(values: dict[str, Any], key: str, needle: str) -> None:
+    found = problems_of(values, secrets={"hfToken": "hf_x", "registryPassword": "x"})
+    mine = [p for p in found if p.startswith(f"gpu-platform:{key} = ")]
+    assert len(mine) == 1 and needle in mine[0] and "Fix: " in mine[0], found
+
+
+def test_day_two_defaults_and_values() -> None:
+    settings = load({})
+    assert settings.cluster.gpu_runtime_class == "nvidia"
+    assert settings.cluster.gpu_pool_node_counts == (1,)
+    assert settings.images.promote_from is None
+    grown = load({"gpuNodeCount": 4, "gpuFirstPoolNodeCount": 2, "gpuRuntimeClass": ""})
+    assert grown.cluster.gpu_pool_node_counts == (2, 1, 1)
+    assert grown.cluster.gpu_runtime_class is None  # empty: the node's default runtime
+    assert load({"publishImages": ["hf-server"]}).images.publish == ("hf-server",)
+
+
+def test_promoted_images_need_no_image_keys() -> None:
+    models = [{"name": "qwen", "repo": "Qwen/Qwen2.5-0.5B-Instruct"}]
+    promoted = load({"models": models, "promoteImagesFrom": "acme/gpu-platform/dev"})
+    assert promoted.images.promote_from == "acme/gpu-platform/dev" and promoted.model_images == {}
+    assert any("modelCacheImage is not set" in p for p in problems_of({"models": models}))

@@ -42,7 +42,7 @@ def test_plan_prints_the_tree_and_writes_manifests_without_any_secret(tmp_path: 
                         env={"HF_TOKEN": CANARY_TOKEN, "REGISTRY_PASSWORD": CANARY_PASSWORD})
     assert proc.returncode == 0, proc.stderr
     assert f"Offline plan of stack '{stack}'" in proc.stdout
-    assert "+ civo:index/kubernetesNodePool:KubernetesNodePool  gpu-gpu-pool  (parent: gpu)" in proc.stdout
+    assert "+ civo:index/kubernetesNodePool:KubernetesNodePool  gpu-gpu-pool-0  (parent: gpu)" in proc.stdout
     assert "kubeconfig: \"[secret]\"" in proc.stdout
     files = sorted(out.iterdir())
     manifests = [yaml.safe_load(p.read_text()) for p in files if p.suffix == ".yaml" and not p.name.startswith("helm-")]

@@ -29,6 +29,13 @@ GH_ENV_VARIABLE = "github:index/actionsEnvironmentVariable:ActionsEnvironmentVar
 CREDENTIAL = "civo:index/objectStoreCredential:ObjectStoreCredential"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 SA_TOKEN = "kubernetes.io/service-account-token"
+#: dev's model plus one served by hf-server (on a second GPU node): the stack builds both images.
+WITH_HF_SERVER = {"gpuNodeCount": 2, "models": [
+    {"name": "qwen-small", "repo": "Qwen/Qwen2.5-0.5B-Instruct", "revision": "7ae557604adf67be50417f59c2c2f167def9a775",
+     "runtime": "vllm", "maxModelLen": 8192, "cpu": "4", "memory": "16Gi", "shmSize": "2Gi", "cacheSize": "20Gi"},
+    {"name": "qwen-4bit", "repo": "Qwen/Qwen2.5-0.5B-Instruct", "revision": "7ae557604adf67be50417f59c2c2f167def9a775",
+     "runtime": "hf-server", "quantization": "4bit", "cpu": "4", "memory": "16Gi", "cacheSize": "20Gi"},
+]}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +43,7 @@ def plans() -> Callable[..., PlanResult]:
     cache: dict[tuple, PlanResult] = {}
 
     def plan(stack: str = "dev", **overrides: object) -> PlanResult:
-        key = (stack, tuple(sorted(overrides.items(), key=lambda kv: kv[0])))
+        key = (stack, json.dumps(overrides, sort_keys=True))
         if key not in cache:
             cache[key] = run_plan(stack, overrides=overrides, secrets=CANARIES)
         return cache[key]
@@ -127,7 +134,7 @@ def test_no_token_and_no_registry_login_means_no_such_secrets(plans) -> None:
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_rendered_manifests_and_the_printed_plan_hold_no_plaintext(plans, stack: str) -> None:
-    plan = plans(stack, buildImages=True)
+    plan = plans(stack, buildImages=True, promoteImagesFrom=None)
     credential = plan.one(CREDENTIAL).state["secretAccessKey"]
     rendered = json.dumps(plan.manifests()) + format_tree(plan) + json.dumps(plan.outputs)
     for secret in (CANARY_TOKEN, CANARY_REGISTRY, CANARY_PIP_INDEX, credential,
@@ -183,7 +190,7 @@ def test_repository_level_values_belong_to_prod_only(plans) -> None:
 
 
 def test_images_get_the_index_as_a_buildkit_secret_and_never_the_hf_token(plans) -> None:
-    plan = plans("dev", buildImages=True)
+    plan = plans("dev", buildImages=True, **WITH_HF_SERVER)
     images = plan.by_type(IMAGE)
     assert sorted(r.name for r in images) == ["hf-server-image", "model-cache-image"]
     for image in images:
@@ -201,7 +208,7 @@ def test_images_get_the_index_as_a_buildkit_secret_and_never_the_hf_token(plans)
 
 
 def test_images_push_with_registry_cache_labels_and_no_preview_build(plans) -> None:
-    plan = plans("dev", buildImages=True)
+    plan = plans("dev", buildImages=True, **WITH_HF_SERVER)
     for image in plan.by_type(IMAGE):
         name = image.name.removesuffix("-image")
         repo = f"ghcr.io/acme/gpu-platform/{name}"
