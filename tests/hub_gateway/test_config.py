@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from hub_gateway.config import ConfigError, load, parse_callers
 
 from .conftest import TEAM_A_TOKEN
