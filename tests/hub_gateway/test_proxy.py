@@ -106,6 +106,7 @@ def test_refused_calls_reach_nothing_upstream(proxy, write_hub, token, method, p
 
 @pytest.mark.parametrize(("method", "path", "raw", "status", "says"), [
     ("POST", "/api/repo", b"", 400, "empty"),
+    ("POST", "/api/repo", b'{"name": "' + b"a" * 70_000 + b'"}', 413, "larger than 65536 bytes"),
     ("POST", "/api/repo", b"{not json", 400, "not valid JSON"),
     ("POST", "/api/repo", b'["team-a/x"]', 400, "JSON object"),
     ("POST", "/api/repo", b'{"type": "model"}', 422, "'name' is required"),
@@ -123,6 +124,7 @@ def test_bad_bodies_are_400_or_422_with_the_reason(proxy, write_hub, method, pat
     r = call(proxy, method, path, raw=raw)
     assert r.status_code == status, r.text
     assert says in r.json()["error"], r.json()
+    assert r.headers["X-Error-Message"] == r.json()["error"]  # the Hub's error format, read by huggingface_hub
     assert write_hub.received == []
 
 
@@ -181,3 +183,16 @@ def test_root_level_repo_passes_through_with_the_gateway_token(proxy, write_hub,
     r = httpx2.get(f"{proxy.url}/api/models/distilgpt2/revision/main", timeout=10)
     assert r.status_code == 404 and "distilgpt2" in r.json()["error"]
     assert len(write_hub.received) == before
+
+
+def test_a_chunked_body_is_limited_too(proxy, write_hub):
+    def body():
+        yield b'{"name": "'
+        for _ in range(100):
+            yield b"a" * 1000
+        yield b'"}'
+
+    r = httpx2.post(f"{proxy.url}/api/repo", headers={"Authorization": f"Bearer {TEAM_A_TOKEN}"}, content=body(),
+                    timeout=30)
+    assert r.status_code == 413 and "larger than" in r.json()["error"]
+    assert write_hub.received == []

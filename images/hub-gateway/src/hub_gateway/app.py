@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
 
+import anyio.from_thread
 from botocore.exceptions import BotoCoreError, ClientError
 from huggingface_hub.constants import SPACES_SDK_TYPES
 from model_cache.errors import ModelCacheError
@@ -184,6 +185,11 @@ def failure_response(exc: HubFailure) -> Response:
     return hub_error(exc.status, exc.code, exc.message, headers)
 
 
+def unauthenticated() -> Response:
+    return hub_error(401, None, "a valid gateway token is required: Authorization: Bearer <team token>",
+                     {"WWW-Authenticate": 'Bearer realm="hub-gateway"'})
+
+
 def repo_not_found(repo_id: str) -> Response:
     return hub_error(404, "RepoNotFound", f"Repository {repo_id} is not cached by this gateway and not on its "
                                           "allow-list (GATEWAY_ALLOW_REPOS)")
@@ -267,18 +273,17 @@ class Gateway:
         if caller is None:
             status = 401
             self.audit(None, action, None, None, status, "unauthenticated")
-            return JSONResponse({"error": "a valid gateway token is required: Authorization: Bearer <team token>"},
-                                status_code=401, headers={"WWW-Authenticate": 'Bearer realm="hub-gateway"'})
+            return unauthenticated()
         try:
             raw = _read_body(request)
             repo_type, repo_id, call = run(caller, raw)
             result = call()
         except BadRequest as exc:
             self.audit(caller, action, repo_id, repo_type, exc.status, "bad-request")
-            return JSONResponse({"error": exc.message}, status_code=exc.status)
+            return hub_error(exc.status, None, exc.message)
         except PermissionError as exc:
             self.audit(caller, action, getattr(exc, "repo", repo_id), repo_type, 403, "denied")
-            return JSONResponse({"error": str(exc)}, status_code=403)
+            return hub_error(403, None, str(exc))
         except HubFailure as exc:
             self.audit(caller, action, repo_id, repo_type, exc.status, f"hub-error: {exc.code or exc.status}")
             return failure_response(exc)
@@ -313,8 +318,7 @@ class Gateway:
     def account(self, request: Request) -> Response:
         caller = self.caller_of(request)
         if caller is None:
-            return JSONResponse({"error": "a valid gateway token is required: Authorization: Bearer <team token>"},
-                                status_code=401, headers={"WWW-Authenticate": 'Bearer realm="hub-gateway"'})
+            return unauthenticated()
         try:
             doc = self.hub.whoami()
         except HubFailure as exc:
@@ -460,8 +464,6 @@ class Gateway:
         headers = {
             "ETag": f'"{f.sha256}"', "X-Linked-Etag": f'"{f.sha256}"', "X-Linked-Size": str(f.size),
             "X-Repo-Commit": snap.sha, "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
-            # Served by commit: the same URL never changes content when the revision is a sha.
-            "Cache-Control": "private, max-age=0" if snap.sha not in request.url.path else "private, max-age=86400",
         }
         wanted = parse_range(request.headers.get("range"), f.size)
         if wanted == "unsatisfiable":
@@ -571,13 +573,18 @@ token) and a Hub mirror of the model-cache bucket. Upstream: <code>{html.escape(
 
 
 def _read_body(request: Request) -> bytes:
-    """The request body, read from the sync endpoint (Starlette caches it after the first read)."""
-    import anyio.from_thread
+    """The request body, read from the sync endpoint; refused past MAX_BODY_BYTES, chunked or not."""
 
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise BadRequest(400, f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    return anyio.from_thread.run(request.body)
+    async def limited() -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise BadRequest(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    return anyio.from_thread.run(limited)
 
 
 def create_app(settings: Settings, mirror: Mirror | None = None, hub: Hub | None = None) -> Starlette:
