@@ -73,7 +73,7 @@ def main() -> int:
         bench.start()
         mc = [str(Path(sys.executable).parent / "model-cache")]
         bucket = bench.bucket("gateway")
-        bench.timed("ensure (hub->s3)", mc + ["ensure"], bench.env(bucket))
+        bench.timed("ensure (hub->s3)", mc + ["ensure"], bench.env(bucket), reset=lambda: bench.drop(bucket))
         bench.hub.stop()  # from here on nothing can come from the Hub (its URL stays in the env, unused)
 
         dest = bench.work / "dest"
@@ -90,6 +90,8 @@ def main() -> int:
 
         genv = {k: v for k, v in bench.env(bucket).items() if not k.startswith(("MODEL_", "HF_"))}
         genv.update(HOST="127.0.0.1", PORT="0", HF_ENDPOINT="http://127.0.0.1:9", GATEWAY_CALLERS="{}")
+        # Tuning knobs (GATEWAY_CHUNK_KB, ...) pass through from the caller's environment.
+        genv.update({k: v for k, v in os.environ.items() if k.startswith("GATEWAY_")})
         gateway, url = start_gateway(genv, bench.work / "gateway.log")
         denv = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG")}
         denv.update(HF_ENDPOINT=url, HF_HOME=str(bench.work / "hf-home"), HF_HUB_DISABLE_PROGRESS_BARS="1",
