@@ -2,9 +2,8 @@
 
 Nothing can be pulled here, so tests/images' debootstrap base (Debian 12, Python 3.11, like the
 distroless python3-debian12 runtime) is imported under every name the Dockerfile's FROM lines
-use. The build gets no secret (none is needed; only the optional
-CA bundle of this machine's egress proxy); the built image must run the gateway
-as a non-root user.
+use. The build gets no secret (none is needed; only the optional CA bundle of this machine's
+egress proxy, as the leak test passes it); the built image must run the gateway as a non-root user.
 """
 
 from __future__ import annotations

@@ -90,7 +90,9 @@ def test_hf_micro_bodies(proxy, write_hub):
     (TEAM_A_TOKEN, "DELETE", "/api/repo", {"type": "model", "name": "team-a/production-model"}, 403),
     (TEAM_A_TOKEN, "DELETE", "/api/repos/delete", {"name": "keep", "organization": "team-a"}, 403),
     (TEAM_A_TOKEN, "PUT", "/api/models/other-team/x/settings", {"private": True}, 403),
-])
+], ids=["whoami-no-token", "whoami-wrong-token", "create-no-token", "delete-wrong-token", "create-read-only",
+        "hub-create-read-only", "create-other-namespace", "visibility-other-namespace", "delete-outside-pattern",
+        "hub-delete-outside-pattern", "hub-settings-other-namespace"])  # ids: no token in the test output
 def test_refused_calls_reach_nothing_upstream(proxy, write_hub, token, method, path, body, status):
     r = call(proxy, method, path, token=token, body=body)
     assert r.status_code == status, r.text
