@@ -104,6 +104,14 @@ class HubSettings(_Body):
     visibility: Visibility | None = None
 
 
+class Denied(Exception):
+    """The caller is known but may not do this (403)."""
+
+    def __init__(self, message: str, repo: str | None = None):
+        super().__init__(message)
+        self.repo = repo
+
+
 class BadRequest(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -266,13 +274,12 @@ class Gateway:
         """Authenticate, parse, authorize, call the Hub; one audit line whatever happens.
 
         ``run(caller, body)`` returns (repo_type, repo_id, hub_call); it raises BadRequest for a
-        bad body and PermissionError when the caller may not do this.
+        bad body and Denied when the caller may not do this.
         """
         caller = self.caller_of(request)
         repo_id = repo_type = None
         if caller is None:
-            status = 401
-            self.audit(None, action, None, None, status, "unauthenticated")
+            self.audit(None, action, None, None, 401, "unauthenticated")
             return unauthenticated()
         try:
             raw = _read_body(request)
@@ -281,8 +288,8 @@ class Gateway:
         except BadRequest as exc:
             self.audit(caller, action, repo_id, repo_type, exc.status, "bad-request")
             return hub_error(exc.status, None, exc.message)
-        except PermissionError as exc:
-            self.audit(caller, action, getattr(exc, "repo", repo_id), repo_type, 403, "denied")
+        except Denied as exc:
+            self.audit(caller, action, exc.repo or repo_id, repo_type, 403, "denied")
             return hub_error(403, None, str(exc))
         except HubFailure as exc:
             self.audit(caller, action, repo_id, repo_type, exc.status, f"hub-error: {exc.code or exc.status}")
@@ -294,24 +301,20 @@ class Gateway:
     def require_write(caller: Caller, repo_id: str) -> None:
         namespace = repo_id.split("/", 1)[0]
         if not caller.may_write(namespace):
-            exc = PermissionError(f"caller {caller.name!r} has no write rights on namespace {namespace!r}")
-            exc.repo = repo_id  # type: ignore[attr-defined]
-            raise exc
+            raise Denied(f"caller {caller.name!r} has no write rights on namespace {namespace!r}", repo_id)
 
     @staticmethod
     def require_delete(caller: Caller, repo_id: str) -> None:
         Gateway.require_write(caller, repo_id)
         if not caller.may_delete(repo_id):
-            exc = PermissionError(f"caller {caller.name!r} may not delete {repo_id!r}: it matches none of its "
-                                  f"delete patterns {list(caller.delete)}")
-            exc.repo = repo_id  # type: ignore[attr-defined]
-            raise exc
+            raise Denied(f"caller {caller.name!r} may not delete {repo_id!r}: it matches none of its "
+                         f"delete patterns {list(caller.delete)}", repo_id)
 
     @staticmethod
     def require_some_write(caller: Caller) -> None:
         # Before anything is resolved upstream: a read-only caller causes no Hub call at all.
         if not caller.write:
-            raise PermissionError(f"caller {caller.name!r} has no write rights")
+            raise Denied(f"caller {caller.name!r} has no write rights")
 
     # ---- proxy endpoints ----------------------------------------------------------------------
 
@@ -418,7 +421,7 @@ class Gateway:
         if not self.settings.allowed_upstream(repo_id):
             return repo_not_found(repo_id)
         try:
-            status, headers, body = self.hub.api_get(raw_path, dict(request.query_params))
+            status, headers, body = self.hub.api_get(raw_path, request.url.query)
         except HubFailure as exc:
             return failure_response(exc)
         if "link" in headers:

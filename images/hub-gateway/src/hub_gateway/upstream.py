@@ -139,10 +139,9 @@ class Hub:
             headers["authorization"] = f"Bearer {self.token}"
         return headers
 
-    def _send(self, method: str, path: str, *, params: dict | None = None, headers: dict | None = None,
-              stream: bool = False, follow: bool = False) -> httpx2.Response:
-        request = self.client.build_request(method, f"{self.endpoint}{path}", params=params,
-                                            headers=self._headers(headers))
+    def _send(self, method: str, path: str, *, headers: dict | None = None, stream: bool = False,
+              follow: bool = False) -> httpx2.Response:
+        request = self.client.build_request(method, f"{self.endpoint}{path}", headers=self._headers(headers))
         try:
             return self.client.send(request, stream=stream, follow_redirects=follow)
         except httpx2.TimeoutException:
@@ -151,9 +150,10 @@ class Hub:
         except httpx2.TransportError as exc:
             raise HubFailure(502, f"the Hub at {self.endpoint} cannot be reached ({type(exc).__name__})") from None
 
-    def api_get(self, path: str, params: dict) -> tuple[int, dict[str, str], bytes]:
-        """A JSON API GET: status, the headers a caller may see, body (xetHash fields removed)."""
-        response = self._send("GET", path, params=params)
+    def api_get(self, path: str, query: str) -> tuple[int, dict[str, str], bytes]:
+        """A JSON API GET (raw path and query, as the caller sent them): status, the headers a caller
+        may see, body (xetHash fields removed)."""
+        response = self._send("GET", f"{path}?{query}" if query else path)
         headers = {k: v for k, v in response.headers.items() if k.lower() in PASSED_HEADERS}
         if "link" in response.headers:
             headers["link"] = response.headers["link"]
