@@ -21,7 +21,7 @@ from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundErro
 from tests.model_cache.conftest import HF_TOKEN, payload, tree
 from tests.model_cache.hubstub import StubFile, StubRepo
 
-from .conftest import clean_hf_env
+from .conftest import clean_hf_env, run_cli
 
 REPO = "acme/tiny-model"
 
@@ -140,7 +140,7 @@ def test_index_page_lists_cached_repos(mirror):
 
 @pytest.mark.slow
 def test_a_1_gib_file_streams_with_gateway_memory_under_256_mib(launch, env, hub, tmp_path):
-    from .conftest import gateway_env, run_cli
+    from .conftest import gateway_env
 
     size = 1 << 30
     big = tmp_path / "big.bin"
@@ -176,3 +176,18 @@ def test_manifest_json_of_the_bucket_is_what_the_gateway_reads(mirror, cached, s
     doc = json.loads(s3.get_object(Bucket=bucket, Key=f"models/{REPO}/{cached.sha}/manifest.json")["Body"].read())
     assert {(e["path"], e["size"], e["sha256"]) for e in doc["files"]} == {
         (f.path, f.size, f.sha256) for f in cached.files}
+
+
+def test_model_cache_ensure_can_use_the_gateway_as_its_hub(mirror, hub, cached, env, s3, tmp_path):
+    """Another bucket (another cluster) caches the model from the gateway: model info with blobs,
+    HEAD metadata and parallel ranged GETs, all served from the first bucket."""
+    hub.stop()
+    other = f"{env['S3_BUCKET']}-b"
+    s3.create_bucket(Bucket=other)
+    second = {**env, "S3_BUCKET": other, "HF_ENDPOINT": mirror.url, "HF_TOKEN": ""}
+    done = run_cli(["ensure"], second)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_cli(["restore", "--dest", str(tmp_path / "restored")], second)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = {k: v for k, v in tree(tmp_path / "restored").items() if not k.startswith(".model-cache")}
+    assert got == expected(cached)
