@@ -46,7 +46,7 @@ SYSTEM_POOL: Final = {GPU_POOL_LABEL_KEY: "system"}
 """The CPU pool's label (components/cluster.py labels its inline pool ``gpu-platform/pool: system``)."""
 RESOURCES: Final = {"requests": {"cpu": "100m", "memory": "128Mi"},
                     "limits": {"cpu": "1", "memory": "512Mi"}}
-"""Streams in 1 MiB chunks: a 1 GiB download peaked at 75 MiB RSS (tests/hub_gateway); room for many at once."""
+"""Streams in 1 MiB chunks: a 1 GiB download peaked at 78 MiB RSS (tests/hub_gateway); room for many at once."""
 CHECKOV_SKIPS: Final = {
     "CKV_K8S_35": "the gateway reads the S3 credential and HF token from environment variables (model-cache's "
                   "settings loader); they come from Secrets via secretKeyRef, never literals",

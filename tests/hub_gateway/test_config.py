@@ -21,6 +21,8 @@ BASE = {"S3_BUCKET": "b", "S3_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_K
     ({"HF_ENDPOINT": "huggingface.co"}, "HF_ENDPOINT='huggingface.co' must start with http"),
     ({"GATEWAY_UPSTREAM_TIMEOUT": "soon"}, "GATEWAY_UPSTREAM_TIMEOUT='soon' is not a number"),
     ({"PORT": "http"}, "PORT='http'"),
+    ({"GATEWAY_PREFETCH_CHUNKS": "-1"}, "GATEWAY_PREFETCH_CHUNKS='-1' must be a whole number from 0 to 16"),
+    ({"GATEWAY_CHUNK_KB": "8"}, "GATEWAY_CHUNK_KB='8'"),
     ({"GATEWAY_ALLOW_REPOS": "acme/x/y"}, "GATEWAY_ALLOW_REPOS entry 'acme/x/y'"),
     ({"GATEWAY_CALLERS": "{"}, "GATEWAY_CALLERS is not valid JSON"),
     ({"GATEWAY_CALLERS": '{"Team A": {"token": "' + "x" * 30 + '"}}'}, "must be a DNS label"),

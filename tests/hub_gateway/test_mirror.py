@@ -58,6 +58,15 @@ def test_hf_hub_download_by_branch_and_by_commit(mirror, hub, cached, tmp_path):
             assert Path(path).read_bytes() == f.data, f.path
 
 
+def test_without_read_ahead_the_bytes_are_the_same(launch, env, hub, cached, tmp_path):
+    from .conftest import gateway_env
+
+    gw = launch(gateway_env(env, hub.url, GATEWAY_PREFETCH_CHUNKS="0", GATEWAY_CHUNK_KB="64"))
+    hub.stop()
+    snap = Path(snapshot_download(REPO, endpoint=gw.url, token=False, cache_dir=tmp_path))
+    assert tree(snap) == expected(cached)
+
+
 def test_model_info_with_blobs_and_the_tree(mirror, hub, cached):
     hub.stop()
     api = HfApi(endpoint=mirror.url, token=False)

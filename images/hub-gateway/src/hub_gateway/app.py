@@ -479,7 +479,7 @@ class Gateway:
         if head or f.size == 0:
             return Response(b"", status_code=status, headers=headers)
         try:
-            chunks = self.mirror.open(f, start, end, self.settings.chunk_size)
+            chunks = self.mirror.open(f, start, end, self.settings.chunk_size, self.settings.prefetch_chunks)
         except (ClientError, BotoCoreError) as exc:
             return self.bucket_failure(exc, snap.repo_id)
         return StreamingResponse(chunks, status_code=status, headers=headers)

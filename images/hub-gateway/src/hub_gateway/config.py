@@ -79,6 +79,8 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     chunk_size: int = 1024 * 1024
+    prefetch_chunks: int = 2
+    """Chunks read ahead from S3 per download (0 = read only when the client has taken the last one)."""
     host: str = "0.0.0.0"
     port: int = 8080
 
@@ -198,6 +200,9 @@ def load(environ: dict[str, str] | None = None) -> Settings:
     chunk_raw = env.get("GATEWAY_CHUNK_KB", "1024").strip() or "1024"
     if not chunk_raw.isdigit() or not 64 <= int(chunk_raw) <= 16384:
         raise ConfigError(f"GATEWAY_CHUNK_KB={chunk_raw!r} must be a whole number from 64 to 16384")
+    prefetch_raw = env.get("GATEWAY_PREFETCH_CHUNKS", "2").strip() or "2"
+    if not prefetch_raw.isdigit() or int(prefetch_raw) > 16:
+        raise ConfigError(f"GATEWAY_PREFETCH_CHUNKS={prefetch_raw!r} must be a whole number from 0 to 16")
     return Settings(
         store=store,
         hf_endpoint=endpoint,
@@ -207,6 +212,7 @@ def load(environ: dict[str, str] | None = None) -> Settings:
         connect_timeout=_float(env, "GATEWAY_CONNECT_TIMEOUT", 10.0),
         read_timeout=_float(env, "GATEWAY_UPSTREAM_TIMEOUT", 60.0),
         chunk_size=int(chunk_raw) * 1024,
+        prefetch_chunks=int(prefetch_raw),
         host=env.get("HOST", "0.0.0.0").strip() or "0.0.0.0",
         port=int(port_raw),
     )

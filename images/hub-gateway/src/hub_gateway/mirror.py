@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -193,21 +194,66 @@ class Mirror:
     def check_bucket(self) -> None:
         self.client.head_bucket(Bucket=self.store.bucket)
 
-    def open(self, f: CachedFile, start: int, end: int, chunk_size: int) -> Iterator[bytes]:
+    def open(self, f: CachedFile, start: int, end: int, chunk_size: int, prefetch: int = 2) -> Iterator[bytes]:
         """The bytes start..end (inclusive) of a cached file, streamed from S3 in chunks.
 
         The GET is sent before the first chunk is yielded, so an S3 error surfaces before the
-        response headers are sent.
+        response headers are sent. ``prefetch`` chunks are read ahead by a thread, so reading from
+        S3 overlaps with sending to the client (memory: a few chunks per download).
         """
         kwargs = {"Bucket": self.store.bucket, "Key": f.key}
         if start > 0 or end < f.size - 1:
             kwargs["Range"] = f"bytes={start}-{end}"
         body = self.client.get_object(**kwargs)["Body"]
+        if prefetch <= 0:
+            return _direct(body, chunk_size)
+        return _prefetched(body, chunk_size, prefetch)
 
-        def chunks() -> Iterator[bytes]:
+
+_END = object()
+
+
+def _direct(body, chunk_size: int) -> Iterator[bytes]:
+    try:
+        yield from body.iter_chunks(chunk_size)
+    finally:
+        body.close()
+
+
+def _prefetched(body, chunk_size: int, depth: int) -> Iterator[bytes]:
+    """The body's chunks, read ahead by a thread (at most ``depth`` waiting). Stops reading when
+    the consumer goes away (client disconnect: the generator is closed)."""
+    pending: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
             try:
-                yield from body.iter_chunks(chunk_size)
-            finally:
-                body.close()
+                pending.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-        return chunks()
+    def reader() -> None:
+        try:
+            for chunk in body.iter_chunks(chunk_size):
+                if not put(chunk):
+                    return
+            put(_END)
+        except BaseException as exc:  # noqa: BLE001 (handed to the consumer, which raises it)
+            put(exc)
+        finally:
+            body.close()
+
+    threading.Thread(target=reader, name="s3-prefetch", daemon=True).start()
+    try:
+        while True:
+            item = pending.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
