@@ -31,9 +31,9 @@ from typing import Any, Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import secrets
-from components.cluster import GPU_POOL_LABEL_KEY
-from components.labels import standard_labels
+from components import model_namespace as secrets
+from components.config.patterns import DNS_LABEL
+from components.kubernetes import checkov_skip_annotations, standard_labels
 from components.model_deployment import service_url
 
 NAME: Final = "hub-gateway"
@@ -42,8 +42,6 @@ RUN_AS_USER: Final = 65532
 """distroless's nonroot user, which the image declares (images/hub-gateway/Dockerfile)."""
 CALLERS_KEY: Final = "callers.json"
 CALLERS_DIR: Final = "/etc/hub-gateway/callers"
-SYSTEM_POOL: Final = {GPU_POOL_LABEL_KEY: "system"}
-"""The CPU pool's label (components/cluster.py labels its inline pool ``gpu-platform/pool: system``)."""
 RESOURCES: Final = {"requests": {"cpu": "100m", "memory": "128Mi"},
                     "limits": {"cpu": "1", "memory": "512Mi"}}
 """Streams in 1 MiB chunks: a 1 GiB download peaked at 78 MiB RSS (tests/hub_gateway); room for many at once."""
@@ -51,8 +49,7 @@ CHECKOV_SKIPS: Final = {
     "CKV_K8S_35": "the gateway reads the S3 credential and HF token from environment variables (model-cache's "
                   "settings loader); they come from Secrets via secretKeyRef, never literals",
 }
-_REPO_PATTERN = re.compile(r"^[A-Za-z0-9*?][A-Za-z0-9._*?-]*(/[A-Za-z0-9*?][A-Za-z0-9._*?-]*)?$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_REPO_PATTERN = re.compile(r"[A-Za-z0-9*?][A-Za-z0-9._*?-]*(/[A-Za-z0-9*?][A-Za-z0-9._*?-]*)?")
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,8 @@ class HubGatewayArgs:
     pull_secret_name: pulumi.Input[str] | None = None
     s3_region: str | None = None
     hf_endpoint: str = "https://huggingface.co"
-    node_selector: Mapping[str, str] = field(default_factory=lambda: dict(SYSTEM_POOL))
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    """Empty by default: the GPU pool's taint keeps the gateway (which tolerates nothing) on the CPU pool."""
 
     def problems(self) -> list[str]:
         found = []
@@ -86,11 +84,11 @@ class HubGatewayArgs:
             found.append(f"HubGateway replicas={self.replicas}: must be 1..20 (2 in prod keeps readers up "
                          "during a drain)")
         for repo in self.allow_repos:
-            if not _REPO_PATTERN.match(repo):
+            if not _REPO_PATTERN.fullmatch(repo):
                 found.append(f"HubGateway allow_repos entry {repo!r}: not a repo id or pattern "
                              "(owner/name, gpt2, acme/*)")
         for ns in self.caller_namespaces:
-            if not _DNS_LABEL.match(ns):
+            if not DNS_LABEL.fullmatch(ns):
                 found.append(f"HubGateway caller_namespaces entry {ns!r}: not a namespace name (DNS label)")
         if not self.hf_endpoint.startswith(("http://", "https://")):
             found.append(f"HubGateway hf_endpoint {self.hf_endpoint!r}: must start with https://")
@@ -118,7 +116,7 @@ class HubGateway(pulumi.ComponentResource):
 
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=self._meta(labels, checkov_skip_annotations()),
+            metadata=self._meta(labels, checkov_skip_annotations(CHECKOV_SKIPS)),
             spec={
                 "replicas": args.replicas,
                 "revisionHistoryLimit": 3,
@@ -261,6 +259,3 @@ class HubGateway(pulumi.ComponentResource):
         return spec
 
 
-def checkov_skip_annotations() -> dict[str, str]:
-    return {f"checkov.io/skip{i}": f"{check}={reason}"
-            for i, (check, reason) in enumerate(sorted(CHECKOV_SKIPS.items()), start=1)}

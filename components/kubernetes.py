@@ -7,6 +7,7 @@ No resource is registered here; components build their objects from these.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
 
@@ -31,6 +32,13 @@ def standard_labels(name: str, component: str | None = None) -> dict[str, str]:
     if component:
         labels["app.kubernetes.io/component"] = component
     return labels
+
+
+def checkov_skip_annotations(skips: Mapping[str, str]) -> dict[str, str]:
+    """``checkov.io/skipN: CHECK=reason`` annotations: checks that cannot pass for a workload, each
+    with its reason (tests/program/test_manifests.py asserts every skip has one)."""
+    return {f"checkov.io/skip{i}": f"{check}={reason}"
+            for i, (check, reason) in enumerate(sorted(skips.items()), start=1)}
 
 
 def parse_quantity(text: str) -> Decimal:

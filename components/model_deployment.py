@@ -36,12 +36,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config.types import ModelSettings
-from components.kubernetes import resources_of, standard_labels
+from components.kubernetes import checkov_skip_annotations, resources_of, standard_labels
 from components.model_pod import (
+    CHECKOV_SKIPS,
     PORT,
     PodSources,
     cache_warm_pod_spec,
-    checkov_skip_annotations,
     server_pod_spec,
 )
 
@@ -123,7 +123,7 @@ class ModelDeployment(pulumi.ComponentResource):
             metadata=self._meta(labels, {
                 # Pulumi waits for the rollout; this bounds how long a slow model load may take.
                 "pulumi.com/timeoutSeconds": str(m.startup_timeout_seconds + 900),
-                **checkov_skip_annotations(),
+                **checkov_skip_annotations(CHECKOV_SKIPS),
             }),
             spec={
                 "replicas": m.replicas,
@@ -209,7 +209,7 @@ class ModelDeployment(pulumi.ComponentResource):
             # No pulumi.com/skipAwait: Pulumi waits for the Job to succeed before the Deployment.
             # Its pod template is immutable, so a new revision replaces the Job (auto-named: the
             # new one runs before the old one is deleted).
-            metadata=self._meta(labels, checkov_skip_annotations()),
+            metadata=self._meta(labels, checkov_skip_annotations(CHECKOV_SKIPS)),
             spec={
                 "backoffLimit": 3,
                 "activeDeadlineSeconds": CACHE_WARM_DEADLINE_SECONDS,

@@ -73,11 +73,6 @@ class PodSources:
     """``runtimeClassName`` of pods that use a GPU (Civo: ``nvidia``); None: the node's default runtime."""
 
 
-def checkov_skip_annotations() -> dict[str, str]:
-    return {f"checkov.io/skip{i}": f"{check}={reason}"
-            for i, (check, reason) in enumerate(sorted(CHECKOV_SKIPS.items()), start=1)}
-
-
 def container_security() -> dict[str, Any]:
     """Non-root, no capabilities, no escalation, read-only root: what Pod Security "restricted" wants."""
     return {
