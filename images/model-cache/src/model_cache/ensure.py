@@ -15,8 +15,9 @@ from pathlib import Path
 from . import __version__, hub, s3
 from .config import Settings
 from .errors import HubUnreachable, IntegrityError, LeaseLost, ModelCacheError, NotCachedError
-from .layout import COMMIT_SHA, MANIFEST_NAME, Layout, validate_file_path
+from .layout import MANIFEST_NAME, Layout
 from .lease import Lease
+from .manifest import covers, read_manifest, resolve_cached_sha, write_manifest, write_ref
 from .progress import Progress, duration, human
 from .ranged import RangedUpload, RangeUnsupported, Slots
 from .streaming import StreamingMultipart
@@ -44,53 +45,6 @@ class DiskBudget:
         with self._cond:
             self.used -= n
             self._cond.notify_all()
-
-
-def read_manifest(client, s: Settings, layout: Layout, sha: str) -> dict | None:
-    got = s3.get_json(client, s.bucket, layout.manifest_key(sha))
-    if got is None:
-        return None
-    doc = got[0]
-    if doc.get("sha") != sha or doc.get("repo") != s.repo_id or not isinstance(doc.get("files"), list):
-        raise IntegrityError(f"manifest s3://{s.bucket}/{layout.manifest_key(sha)} does not describe "
-                             f"{s.repo_id}@{sha}")
-    for entry in doc["files"]:
-        if not isinstance(entry, dict):
-            raise IntegrityError("manifest has a malformed file entry")
-        validate_file_path(entry.get("path"), origin="the manifest")
-    return doc
-
-
-def resolve_cached_sha(client, s: Settings, layout: Layout) -> str | None:
-    """The sha a revision points to, from the bucket only (the ref object written by ensure)."""
-    if COMMIT_SHA.fullmatch(s.revision):
-        return s.revision
-    got = s3.get_json(client, s.bucket, layout.ref_key(s.revision))
-    if got is None:
-        return None
-    sha = got[0].get("sha")
-    return sha if isinstance(sha, str) and COMMIT_SHA.fullmatch(sha) else None
-
-
-def write_ref(client, s: Settings, layout: Layout, sha: str) -> None:
-    if COMMIT_SHA.fullmatch(s.revision):
-        return
-    current = s3.get_json(client, s.bucket, layout.ref_key(s.revision))
-    if current is not None and current[0].get("sha") == sha:
-        return
-    s3.put_json(client, s.bucket, layout.ref_key(s.revision),
-                {"repo": s.repo_id, "revision": s.revision, "sha": sha, "updated": time.time()})
-
-
-def _covers(manifest: dict, wanted: list[hub.RemoteFile]) -> bool:
-    have = {e["path"]: e for e in manifest["files"]}
-    for f in wanted:
-        e = have.get(f.path)
-        if e is None or (f.size is not None and e.get("size") != f.size):
-            return False
-        if f.sha256 is not None and e.get("sha256") != f.sha256:
-            return False
-    return True
 
 
 def ensure(s: Settings) -> int:
@@ -121,7 +75,7 @@ def ensure(s: Settings) -> int:
     waiting_logged = 0.0
     while True:
         manifest = read_manifest(client, s, layout, snap.sha)
-        if manifest is not None and _covers(manifest, wanted):
+        if manifest is not None and covers(manifest, wanted):
             write_ref(client, s, layout, snap.sha)
             log.info("cached: s3://%s/%s (%d files)", s.bucket, layout.manifest_key(snap.sha),
                      len(manifest["files"]))
@@ -131,7 +85,7 @@ def ensure(s: Settings) -> int:
             try:
                 # Someone may have finished between our manifest check and the lease.
                 manifest = read_manifest(client, s, layout, snap.sha)
-                if manifest is not None and _covers(manifest, wanted):
+                if manifest is not None and covers(manifest, wanted):
                     write_ref(client, s, layout, snap.sha)
                     return 0
                 _fill(client, s, layout, snap, wanted, manifest, lease)
@@ -406,19 +360,12 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
         shutil.rmtree(tmp, ignore_errors=True)
 
     lease.check()
-    files = sorted(entries.values(), key=lambda e: e["path"])
-    manifest = {
-        "schema": 1, "tool": "model-cache", "tool_version": __version__,
-        "repo": s.repo_id, "revision": s.revision, "sha": snap.sha, "created": time.time(),
-        "allow_patterns": s.allow_patterns, "ignore_patterns": s.ignore_patterns,
-        "files": files, "total_bytes": sum(int(e["size"]) for e in files),
-    }
     # Written last: its presence is what "cached" means.
-    s3.put_json(client, s.bucket, layout.manifest_key(snap.sha), manifest)
+    write_manifest(client, s, layout, snap.sha, list(entries.values()))
     elapsed = time.monotonic() - started
     log.info("cached %s@%s (%s) in %s: %s new, %s/s; manifest s3://%s/%s", s.repo_id, s.revision, snap.sha,
              duration(elapsed), human(total), human(total / max(elapsed, 1e-6)), s.bucket,
              layout.manifest_key(snap.sha))
 
 
-__all__ = ["NotCachedError", "ensure", "read_manifest", "resolve_cached_sha"]
+__all__ = ["NotCachedError", "ensure"]

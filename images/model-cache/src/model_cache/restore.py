@@ -15,9 +15,9 @@ from typing import Any
 
 from . import s3
 from .config import Settings
-from .ensure import read_manifest, resolve_cached_sha
 from .errors import IntegrityError, ModelCacheError, NotCachedError
 from .layout import MARKER_NAME, Layout, local_path
+from .manifest import read_manifest, resolve_cached_sha
 from .progress import Progress, duration, human
 
 log = logging.getLogger("model_cache")

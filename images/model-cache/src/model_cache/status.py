@@ -8,8 +8,8 @@ import time
 
 from . import s3
 from .config import Settings
-from .ensure import read_manifest, resolve_cached_sha
 from .layout import Layout
+from .manifest import read_manifest, resolve_cached_sha
 
 
 def status(s: Settings, *, ask_hub: bool = False) -> int:
