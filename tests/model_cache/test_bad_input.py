@@ -17,7 +17,7 @@ def _bucket_empty(s3, bucket) -> bool:
 
 
 @pytest.mark.parametrize("repo_id", [
-    "../etc/passwd", "/abs/model", "owner/name/extra", "justname", "owner/" + "n" * 100,
+    "../etc/passwd", "/abs/model", "owner/name/extra", "justname/", "owner/" + "n" * 100,
     "own..er/name", "owner/na me", "owner/name\n", "owner/-bad", "owner/name.git", "",
 ])
 def test_bad_repo_ids_are_rejected(repo_id):
@@ -25,7 +25,8 @@ def test_bad_repo_ids_are_rejected(repo_id):
         validate_repo_id(repo_id)
 
 
-@pytest.mark.parametrize("repo_id", ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-0.5B", "a/b", "org_1/m.v2"])
+@pytest.mark.parametrize("repo_id", ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-0.5B", "a/b", "org_1/m.v2",
+                                     "gpt2", "bert-base-uncased"])
 def test_good_repo_ids_pass(repo_id):
     assert validate_repo_id(repo_id) == repo_id
 

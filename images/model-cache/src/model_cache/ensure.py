@@ -17,6 +17,7 @@ from .config import Settings
 from .errors import HubUnreachable, IntegrityError, LeaseLost, ModelCacheError, NotCachedError
 from .layout import MANIFEST_NAME, Layout
 from .lease import Lease
+from .localfs import check_writable_dir
 from .manifest import covers, read_manifest, resolve_cached_sha, write_manifest, write_ref
 from .progress import Progress, duration, human
 from .ranged import RangedUpload, RangeUnsupported, Slots
@@ -50,7 +51,7 @@ class DiskBudget:
 def ensure(s: Settings) -> int:
     client = s3.make_client(s)
     layout = Layout(s.prefix, s.repo_id)
-    _check_bucket(client, s)
+    s3.check_bucket(client, s)
     try:
         snap = hub.resolve(s)
     except HubUnreachable as exc:
@@ -80,6 +81,8 @@ def ensure(s: Settings) -> int:
             log.info("cached: s3://%s/%s (%d files)", s.bucket, layout.manifest_key(snap.sha),
                      len(manifest["files"]))
             return 0
+        if lease is None:  # first time here: only a downloader needs the scratch directory
+            check_writable_dir(s.download_dir, "DOWNLOAD_DIR (--download-dir)")
         lease = Lease(client, s, layout.lease_key(snap.sha))
         if lease.try_acquire():
             try:
@@ -107,35 +110,46 @@ def ensure(s: Settings) -> int:
         time.sleep(s.poll_interval * (0.75 + random.random() / 2))
 
 
-def _check_bucket(client, s: Settings) -> None:
-    from botocore.exceptions import ClientError
-
-    try:
-        client.head_bucket(Bucket=s.bucket)
-    except ClientError as exc:
-        raise s3.describe(exc, f"access to bucket {s.bucket!r}", s) from None
-
-
 def _uploaded_ok(client, s: Settings, key: str, f: hub.RemoteFile) -> dict | None:
-    """A file object from an earlier (interrupted) run that is complete and verified, or None."""
+    """A file object from an earlier (interrupted) run, re-read and verified, or None to fetch it again.
+
+    The object's metadata says what the uploader checked, but not that the bytes are still those:
+    a damaged or replaced object can keep its size and x-amz-meta-sha256. So the bytes are read
+    back from S3 and hashed (sha256, and the git blob id for non-LFS files) against the Hub's
+    values before the object is trusted; reading from the bucket is cheaper than the Hub download
+    it saves, and a resume is rare.
+    """
+    import hashlib
+
     h = s3.head(client, s.bucket, key)
     if h is None:
         return None
     meta = {k.lower(): v for k, v in (h.get("Metadata") or {}).items()}
     if f.size is not None and h.get("ContentLength") != f.size:
         return None
-    sha = meta.get("sha256")
-    if not sha:
+    if f.sha256 is None and f.git_oid is None:
+        return None  # nothing from the Hub to compare with: upload again
+    if f.sha256 is not None and meta.get("sha256") != f.sha256:
         return None
-    if f.sha256 is not None:
-        ok = sha == f.sha256
-    elif f.git_oid is not None:
-        ok = meta.get("git-oid") == f.git_oid
-    else:
-        ok = False  # nothing from the Hub to compare with: upload again
-    if not ok:
+    resp = client.get_object(Bucket=s.bucket, Key=key, IfMatch=h.get("ETag", "*"))
+    sha256 = hashlib.sha256()
+    sha1 = hashlib.sha1(f"blob {h.get('ContentLength')}\0".encode()) if f.sha256 is None else None
+    n = 0
+    for block in resp["Body"].iter_chunks(1 << 20):
+        sha256.update(block)
+        if sha1 is not None:
+            sha1.update(block)
+        n += len(block)
+    if n != h.get("ContentLength"):
         return None
-    return {"path": f.path, "size": h.get("ContentLength"), "sha256": sha, "etag": h.get("ETag", "")}
+    if f.sha256 is not None and sha256.hexdigest() != f.sha256:
+        log.warning("%s: the object in the bucket does not match its sha256 (damaged); fetching it again", f.path)
+        return None
+    if sha1 is not None and sha1.hexdigest() != f.git_oid:
+        log.warning("%s: the object in the bucket does not match its git blob id (damaged); fetching it again",
+                    f.path)
+        return None
+    return {"path": f.path, "size": n, "sha256": sha256.hexdigest(), "etag": resp.get("ETag") or h.get("ETag", "")}
 
 
 def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[hub.RemoteFile],
