@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .masking import MaskingFormatter, mask, register_env_secrets
+from .masking import MaskingFormatter, mask, register_env_secrets, register_url_secret
 
 log = logging.getLogger("model_cache")
 
@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     register_env_secrets()
     sys.excepthook = _excepthook
     args = _parser().parse_args(argv)
+    for url in (getattr(args, "endpoint_url", None), getattr(args, "hf_endpoint", None)):
+        register_url_secret(url)
     _setup_logging(args.verbose)
     # SIGTERM (pod deletion) unwinds like Ctrl-C so the lease is released and multipart uploads aborted.
     signal.signal(signal.SIGTERM, _on_sigterm)
