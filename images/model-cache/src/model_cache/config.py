@@ -232,7 +232,7 @@ def load(args, command: str, environ: dict[str, str] | None = None) -> Settings:
         lease_ttl=_float(env, "MODEL_CACHE_LEASE_TTL", 60.0, minimum=1.0),
         lease_settle=_float(env, "MODEL_CACHE_LEASE_SETTLE", 0.5, maximum=60.0),
         clock_skew=_float(env, "MODEL_CACHE_CLOCK_SKEW", 5.0, maximum=3600.0),
-        poll_interval=_float(env, "MODEL_CACHE_POLL_INTERVAL", 3.0, minimum=0.05, maximum=3600.0),
+        poll_interval=_float(env, "MODEL_CACHE_POLL_INTERVAL", 1.0, minimum=0.05, maximum=3600.0),
         wait_timeout=_float(env, "MODEL_CACHE_WAIT_TIMEOUT", 4 * 3600.0, minimum=1.0),
         verify=verify,
         payload_signing=_bool(env, "S3_PAYLOAD_SIGNING", False),

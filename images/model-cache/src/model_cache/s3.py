@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from .config import Settings
@@ -13,6 +14,7 @@ log = logging.getLogger("model_cache.s3")
 
 PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+BODY_ATTEMPTS = 4
 
 
 def make_client(s: Settings):
@@ -127,15 +129,24 @@ def get_json(client, bucket: str, key: str, *, invalid_ok: bool = False) -> tupl
 
     invalid_ok: a body that is not a JSON object gives ({}, ETag) instead of an error (the lease:
     an unreadable lease is an abandoned one, replaced with If-Match on that ETag)."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError, ResponseStreamingError
 
-    try:
-        resp = client.get_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    body = resp["Body"].read()
+    for attempt in range(1, BODY_ATTEMPTS + 1):
+        try:
+            resp = client.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        try:
+            body = resp["Body"].read()
+            break
+        except (ResponseStreamingError, OSError):
+            # botocore retries the request, not a body that breaks while it is read (a loaded
+            # server closing the connection early): these documents are small, read them again.
+            if attempt == BODY_ATTEMPTS:
+                raise
+            time.sleep(0.1 * attempt)
     try:
         doc = json.loads(body)
     except ValueError:
