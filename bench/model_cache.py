@@ -122,6 +122,37 @@ class ThrottlingProxy:
         self.sock.close()
 
 
+def run_measured(name: str, cmd: list[str], env: dict) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds user+system, peak RSS bytes) of one child process.
+
+    CPU comes from wait4 (the child's own rusage). Peak RSS is the child's VmHWM, sampled from
+    /proc while it runs: wait4's ru_maxrss cannot be used, Linux carries the forking parent's
+    high-water mark (this benchmark's own, hundreds of MiB) into the child across fork and exec.
+    """
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
+        peak = 0
+        status_file = Path(f"/proc/{proc.pid}/status")
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                for line in status_file.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]) * 1024)
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            out.seek(0)
+            raise SystemExit(f"{name} failed ({proc.returncode}):\n{out.read()[-6000:].decode(errors='replace')}")
+    return elapsed, usage.ru_utime + usage.ru_stime, peak
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -137,6 +168,8 @@ class Bench:
         self.args = args
         self.work = Path(tempfile.mkdtemp(prefix="mc-bench-", dir=args.workdir))
         self.results: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}   # CPU-seconds (user + system) of the client process per GiB
+        self.rss: dict[str, int] = {}     # peak RSS of the client process, bytes
         self.total = 0
         self.s3_url = ""
         self.moto = None
@@ -244,20 +277,58 @@ class Bench:
         return e
 
     def timed(self, name: str, cmd: list[str], env: dict, reset=None) -> float:
-        """Best of --repeat runs; `reset` restores the starting state (empty bucket/dir) between runs."""
-        times = []
+        """Best of --repeat runs; `reset` restores the starting state (empty bucket/dir) between runs.
+
+        Also reports the process's own CPU time (user + system, from wait4: the client only, not the
+        servers) per GiB moved, and its peak RSS (ru_maxrss of that process)."""
+        times, cpus, rss = [], [], []
         for i in range(self.args.repeat):
             if i and reset is not None:
                 reset()
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-            times.append(time.perf_counter() - t0)
-            if proc.returncode != 0:
-                raise SystemExit(f"{name} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        elapsed = min(times)
+            elapsed, cpu, peak = run_measured(name, cmd, env)
+            times.append(elapsed)
+            cpus.append(cpu)
+            rss.append(peak)
+        best = times.index(min(times))
+        elapsed = times[best]
         self.results[name] = elapsed
+        self.cpu[name] = cpus[best] / (self.total / GiB)
+        self.rss[name] = max(rss)
         runs = "" if len(times) == 1 else "  runs: " + " ".join(f"{t:.2f}" for t in times)
-        print(f"{name:<22} {elapsed:7.2f} s  {fmt_rate(self.total, elapsed)}{runs}", flush=True)
+        print(f"{name:<22} {elapsed:7.2f} s  {fmt_rate(self.total, elapsed)}  {self.cpu[name]:6.2f} CPU-s/GiB  "
+              f"{self.rss[name] / MiB:6.0f} MiB RSS{runs}", flush=True)
+        return elapsed
+
+    def replicas(self, mc: list[str], n: int) -> None:
+        """n replicas start `ensure` together on a cold bucket: wall time vs one, Hub fetches per file.
+
+        Then the same n on the now warm bucket: the floor of starting n processes at once on this
+        machine (on a 2-CPU box, n Python start-ups alone take seconds), to tell it apart from the
+        waiting itself."""
+        b = self.bucket(f"replicas-{n}")
+        before = self.hub.file_gets()
+        cold = self.together(mc, n, self.env(b))
+        gets = self.hub.file_gets() - before
+        once = all(v == 1 for v in gets.values()) and len(gets) == self.args.files + 1
+        warm = self.together(mc, n, self.env(b))
+        self.results[f"ensure x{n} replicas"] = cold
+        self.results[f"ensure x{n} warm bucket"] = warm
+        print(f"{f'ensure x{n} replicas':<22} {cold:7.2f} s  {fmt_rate(self.total, cold)}  each Hub file fetched once: "
+              f"{'yes' if once else 'NO ' + str(dict(gets))}", flush=True)
+        print(f"{f'ensure x{n} warm bucket':<22} {warm:7.2f} s  (start-up floor: {n} processes at once, nothing to "
+              "download)", flush=True)
+        self.drop(b)
+
+    @staticmethod
+    def together(mc: list[str], n: int, env: dict) -> float:
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen(mc + ["ensure"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(n)]
+        errs = [p.communicate()[1] for p in procs]
+        elapsed = time.perf_counter() - t0
+        for p, err in zip(procs, errs):
+            if p.returncode != 0:
+                raise SystemExit(f"replica failed ({p.returncode}):\n{err[-3000:]}")
         return elapsed
 
     # --- measurements --------------------------------------------------------------------------
@@ -295,6 +366,8 @@ class Bench:
         self.timed("ensure (hub->s3)", mc + ["ensure"], self.env(b), reset=lambda: self.drop(b))
         gets = self.hub.file_gets() - before
         assert all(v == self.args.repeat for v in gets.values()), gets
+        if self.args.replicas > 1:
+            self.replicas(mc, self.args.replicas)
         old = self.baseline()
         if old:
             ob = self.bucket("baseline")
@@ -364,6 +437,19 @@ class Bench:
             print(f"restore(etag) vs rclone:    {r['rclone down (s3->disk)'] / r['restore (etag)']:.2f}x")
         if "rclone up (disk->s3)" in r:
             print(f"ensure(hub->s3) vs rclone up(disk->s3): {r['rclone up (disk->s3)'] / r['ensure (hub->s3)']:.2f}x")
+        if "naive (hub->s3)" in r:
+            print(f"CPU-s/GiB ensure / naive:   {self.cpu['ensure (hub->s3)'] / self.cpu['naive (hub->s3)']:.2f}  "
+                  "(target <= 1)")
+        if "rclone down (s3->disk)" in r:
+            print(f"CPU-s/GiB restore(sha256) / rclone: "
+                  f"{self.cpu['restore (sha256)'] / self.cpu['rclone down (s3->disk)']:.2f}  (target <= 1.5)")
+        name = f"ensure x{self.args.replicas} replicas"
+        if name in r:
+            floor = r[f"ensure x{self.args.replicas} warm bucket"]
+            print(f"{self.args.replicas} replicas / one replica (wall): {r[name] / r['ensure (hub->s3)']:.2f}  "
+                  f"(target <= 1.3); without the start-up floor: {(r[name] - floor) / r['ensure (hub->s3)']:.2f}")
+        print(f"peak RSS: ensure {self.rss['ensure (hub->s3)'] / MiB:.0f} MiB, restore "
+              f"{self.rss['restore (sha256)'] / MiB:.0f} MiB (init container limit: 1 GiB)")
         print(f"ensure as fraction of S3 PUT ceiling:   {r['ceiling PUT'] / r['ensure (hub->s3)']:.2f}")
         print(f"restore as fraction of S3 GET ceiling:  {r['ceiling GET'] / r['restore (sha256)']:.2f} (sha256), "
               f"{r['ceiling GET'] / r['restore (etag)']:.2f} (etag)")
@@ -412,6 +498,8 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=1, help="run every row N times, keep the best (default 1)")
     p.add_argument("--baseline", metavar="GIT_REV", default=None,
                    help="also time model-cache as of this commit (e.g. HEAD~2) in the same run")
+    p.add_argument("--replicas", type=int, default=8,
+                   help="also start N ensures together on a cold bucket (default 8; 0 or 1 = skip)")
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-rclone", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the work directory")

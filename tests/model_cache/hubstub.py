@@ -213,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._error(404, "NotFound", "no such path", head)
             if path.startswith("/api/models/"):
                 return self._api(path[len("/api/models/"):], parse_qs(url.query), head)
-            m = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", url.path)
+            m = re.match(r"^/((?:[^/]+/)?[^/]+?)/resolve/([^/]+)/(.+)$", url.path)  # owner/name or a root-level name
             if m:
                 return self._resolve(unquote(m.group(1)), unquote(m.group(2)), unquote(m.group(3)), head)
             self._error(404, "NotFound", "no such path", head)
@@ -255,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _api(self, rest: str, query: dict, head: bool):
         stub = self.stub
-        m = re.match(r"^([^/]+/[^/]+)/tree/(.+)$", rest)
+        m = re.match(r"^((?:[^/]+/)?[^/]+?)/tree/(.+)$", rest)
         if m:
             return self._tree(m.group(1), m.group(2), query, head)
         if "/revision/" in rest:

@@ -1,7 +1,9 @@
 """moto's S3 server on 127.0.0.1 (a free port), with an optional fault-injecting WSGI middleware.
 
 Same construction as moto's ThreadedMotoServer, plus the middleware: tests can make the next N
-requests matching a method/key answer HTTP 500, to prove the client retries.
+requests matching a method/key answer an error (HTTP 500 by default, or e.g. 403 AccessDenied),
+and can record every request (method, path, query, conditional headers, start and end order) to
+assert on what the client sent and in which order, not only on the end state.
 """
 
 from __future__ import annotations
@@ -11,8 +13,24 @@ from dataclasses import dataclass, field
 
 from werkzeug.serving import make_server
 
-INTERNAL_ERROR = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
-                  b"<Message>injected failure</Message><RequestId>stub</RequestId></Error>")
+REASONS = {403: "Forbidden", 404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def error_body(code: str) -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>injected failure</Message><RequestId>stub</RequestId></Error>").encode()
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the server saw it; ``seq``/``done`` order arrivals and completions globally."""
+
+    seq: int
+    method: str
+    path: str
+    query: str
+    headers: dict
+    done: int = -1
 
 
 @dataclass
@@ -21,6 +39,7 @@ class Fault:
     contains: str          # substring of the path (key) or "" for any
     remaining: int
     status: int = 500
+    code: str = "InternalError"
 
 
 @dataclass
@@ -30,14 +49,43 @@ class FaultInjector:
     injected: int = 0
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    recording: bool = False
+    log: list[Request] = field(default_factory=list)
+    _clock: int = 0
 
-    def add(self, method: str, contains: str = "", times: int = 1, status: int = 500) -> None:
+    def add(self, method: str, contains: str = "", times: int = 1, status: int = 500,
+            code: str = "InternalError") -> None:
         with self.lock:
-            self.faults.append(Fault(method.upper(), contains, times, status))
+            self.faults.append(Fault(method.upper(), contains, times, status, code))
+
+    def record(self) -> list[Request]:
+        """Start recording requests (cleared); the returned list fills as requests complete."""
+        with self.lock:
+            self.log = []
+            self.recording = True
+        return self.log
+
+    def _tick(self) -> int:
+        self._clock += 1
+        return self._clock
 
     def __call__(self, environ, start_response):
         method = environ.get("REQUEST_METHOD", "")
         path = environ.get("PATH_INFO", "")
+        with self.lock:
+            seq = self._tick() if self.recording else -1
+        try:
+            return self._serve(environ, start_response, method, path)
+        finally:
+            if seq >= 0:
+                headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
+                           if k in ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH")}
+                with self.lock:
+                    if self.recording:
+                        self.log.append(Request(seq, method, path, environ.get("QUERY_STRING", ""), headers,
+                                                self._tick()))
+
+    def _serve(self, environ, start_response, method, path):
         with self.lock:
             self.requests += 1
             hit = None
@@ -56,9 +104,10 @@ class FaultInjector:
                 if not chunk:
                     break
                 length -= len(chunk)
-            start_response(f"{hit.status} Internal Server Error",
-                           [("Content-Type", "application/xml"), ("Content-Length", str(len(INTERNAL_ERROR)))])
-            return [INTERNAL_ERROR]
+            body = b"" if method == "HEAD" else error_body(hit.code)
+            start_response(f"{hit.status} {REASONS.get(hit.status, 'Error')}",
+                           [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+            return [body]
         return self.app(environ, start_response)
 
 

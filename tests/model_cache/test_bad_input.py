@@ -17,7 +17,7 @@ def _bucket_empty(s3, bucket) -> bool:
 
 
 @pytest.mark.parametrize("repo_id", [
-    "../etc/passwd", "/abs/model", "owner/name/extra", "justname", "owner/" + "n" * 100,
+    "../etc/passwd", "/abs/model", "owner/name/extra", "justname/", "owner/" + "n" * 100,
     "own..er/name", "owner/na me", "owner/name\n", "owner/-bad", "owner/name.git", "",
 ])
 def test_bad_repo_ids_are_rejected(repo_id):
@@ -25,7 +25,8 @@ def test_bad_repo_ids_are_rejected(repo_id):
         validate_repo_id(repo_id)
 
 
-@pytest.mark.parametrize("repo_id", ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-0.5B", "a/b", "org_1/m.v2"])
+@pytest.mark.parametrize("repo_id", ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-0.5B", "a/b", "org_1/m.v2",
+                                     "gpt2", "bert-base-uncased"])
 def test_good_repo_ids_pass(repo_id):
     assert validate_repo_id(repo_id) == repo_id
 
@@ -63,18 +64,6 @@ def test_traversal_file_name_from_the_hub_aborts_before_writing(hub, env, s3, bu
     assert not any((tmp_path / "scratch").rglob("*.bin")) if (tmp_path / "scratch").exists() else True
 
 
-@pytest.mark.parametrize("var", ["MODEL_NAME", "S3_BUCKET", "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-                                 "AWS_SECRET_ACCESS_KEY"])
-@pytest.mark.parametrize("command", ["ensure", "restore", "status"])
-def test_missing_setting_is_named(env, var, command, tmp_path):
-    e = dict(env)
-    e.pop(var)
-    args = [command] + (["--dest", str(tmp_path / "d")] if command == "restore" else [])
-    proc = run_cli(args, e)
-    assert proc.returncode == 1
-    assert var in proc.stderr and "missing" in proc.stderr
-
-
 def test_private_repo_without_token_gives_401_and_hint(hub, env, s3, bucket):
     hub.add_repo(small_repo(token="hf_the-right-token-0123456789"))
     proc = run_cli(["ensure"], env)  # env's HF_TOKEN is a different token
@@ -103,12 +92,6 @@ def test_unknown_repo_and_revision_give_404_and_hint(hub, env, s3, bucket):
     proc = run_cli(["ensure"], dict(env, MODEL_REVISION="no-such-branch"))
     assert proc.returncode == 1 and "404" in proc.stderr
     assert _bucket_empty(s3, bucket)
-
-
-def test_missing_bucket_is_reported(hub, env):
-    hub.add_repo(small_repo())
-    proc = run_cli(["ensure"], dict(env, S3_BUCKET="no-such-bucket-here"))
-    assert proc.returncode == 1 and "no-such-bucket-here" in proc.stderr
 
 
 def test_credentials_are_masked_even_inside_error_messages(env):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .masking import MaskingFormatter, mask, register_env_secrets
+from .masking import MaskingFormatter, mask, register_env_secrets, register_url_secret
 
 log = logging.getLogger("model_cache")
 
@@ -92,11 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     register_env_secrets()
     sys.excepthook = _excepthook
     args = _parser().parse_args(argv)
+    for url in (getattr(args, "endpoint_url", None), getattr(args, "hf_endpoint", None)):
+        register_url_secret(url)
     _setup_logging(args.verbose)
     # SIGTERM (pod deletion) unwinds like Ctrl-C so the lease is released and multipart uploads aborted.
     signal.signal(signal.SIGTERM, _on_sigterm)
     from .errors import ModelCacheError
 
+    settings = None
     try:
         _prepare_environment(args)
         from . import config
@@ -119,6 +122,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 1
-    except Exception:
-        log.exception("unexpected error")
+    except Exception as exc:  # every failure ends in one line; a bug keeps its traceback
+        line = _one_line(exc, settings)
+        if line is None:
+            log.exception("unexpected error (a bug in model-cache; please report it with this traceback)")
+        else:
+            log.error("%s", line)
         return 1
+
+
+def _one_line(exc: BaseException, settings) -> str | None:
+    """S3 and file system failures as one line naming the cause and the fix; None for a bug."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, (ClientError, BotoCoreError)) and settings is not None:
+        from . import s3
+
+        what = getattr(exc, "operation_name", None) or "request"
+        return str(s3.describe(exc, what, settings))
+    if isinstance(exc, OSError):
+        where = f" on {exc.filename}" if exc.filename else ""
+        return (f"file system error{where}: {exc.strerror or exc}: DOWNLOAD_DIR and --dest must be writable "
+                "directories with enough free space")
+    return None

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .layout import normalize_prefix, validate_repo_id, validate_revision
 
 MiB = 1024 * 1024
 TRUE = {"1", "true", "yes", "on", "y"}
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in TRUE
+FALSE = {"0", "false", "no", "off", "n"}
 
 
 def _patterns(value: str | None) -> list[str] | None:
@@ -24,30 +23,77 @@ def _patterns(value: str | None) -> list[str] | None:
     return items or None
 
 
-def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
+def _number(env: dict, name: str, default: float, minimum: float, maximum: float, integer: bool) -> float:
+    """A finite number in [minimum, maximum]; anything else is refused naming the variable and the range.
+
+    float() alone accepts 'nan', 'inf' and '1e999' (= inf), which would slip past a '>= minimum' check
+    (NaN compares false) or crash int() with an OverflowError.
+    """
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
+    kind = "a whole number" if integer else "a number"
+    allowed = f"{kind} from {minimum:g} to {maximum:g}"
     try:
-        value = int(float(raw))
+        value = float(raw.strip())
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be >= {minimum}")
-    return value
+        value = math.nan
+    if not math.isfinite(value) or (integer and value != int(value)):
+        raise ConfigError(f"{name}={raw!r} is not {kind}: allowed is {allowed}; set {name} to such a value or "
+                          f"unset it for the default {default:g}")
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={raw!r} is out of range: allowed is {allowed}; set {name} to such a value or "
+                          f"unset it for the default {default:g}")
+    return int(value) if integer else value
 
 
-def _float(env: dict, name: str, default: float, minimum: float = 0.0) -> float:
+def _int(env: dict, name: str, default: int, minimum: int = 0, maximum: int = 1_000_000) -> int:
+    return int(_number(env, name, default, minimum, maximum, integer=True))
+
+
+def _float(env: dict, name: str, default: float, minimum: float = 0.0, maximum: float = 30 * 86400.0) -> float:
+    return _number(env, name, default, minimum, maximum, integer=False)
+
+
+def _bool(env: dict, name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean: allowed are 1/true/yes/on and 0/false/no/off; "
+                      f"set {name} to one of them or unset it")
+
+
+def check_url(name: str, url: str) -> str:
+    """An http(s) URL with a host and a valid port, nothing else (no whitespace, query or fragment)."""
+    from .masking import redact_url
+
+    shown = redact_url(url)
+    problem = None
     try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be >= {minimum}")
-    return value
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a non-numeric or out-of-range port
+    except ValueError as exc:
+        parts, port, problem = None, None, f"it does not parse ({exc})"
+    if problem is None:
+        if parts.scheme not in ("http", "https"):
+            problem = "it must start with http:// or https://"
+        elif not parts.hostname:
+            problem = "it has no host name"
+        elif any(c.isspace() or ord(c) < 32 for c in url):
+            problem = "it contains whitespace or control characters"
+        elif parts.query or parts.fragment:
+            problem = "it may not have a query (?...) or fragment (#...)"
+        elif port == 0:
+            problem = "port 0 is not a valid port"
+    if problem:
+        raise ConfigError(f"{name}={shown!r} is not a valid endpoint URL: {problem}; "
+                          f"set {name} to e.g. https://host[:port]")
+    return url
 
 
 @dataclass(frozen=True)
@@ -125,8 +171,11 @@ def load(args, command: str, environ: dict[str, str] | None = None) -> Settings:
         missing.insert(0, "MODEL_NAME (Hugging Face repo id owner/name, or --model)")
     if missing:
         raise ConfigError("missing required setting(s): " + "; ".join(missing))
-    if not endpoint.startswith(("http://", "https://")):
-        raise ConfigError(f"S3_ENDPOINT_URL={endpoint!r} must start with http:// or https://")
+    endpoint_name = "--endpoint-url" if getattr(args, "endpoint_url", None) else "S3_ENDPOINT_URL"
+    check_url(endpoint_name, endpoint)
+    if urlsplit(endpoint).username is not None or urlsplit(endpoint).password is not None:
+        raise ConfigError(f"{endpoint_name} carries user:password@: S3 credentials go in AWS_ACCESS_KEY_ID / "
+                          f"AWS_SECRET_ACCESS_KEY; remove them from {endpoint_name}")
 
     repo_id = validate_repo_id(repo_raw, source="MODEL_NAME" if not getattr(args, "model", None) else "--model")
     revision = validate_revision(pick("revision", "MODEL_REVISION", default="main"),
@@ -153,7 +202,7 @@ def load(args, command: str, environ: dict[str, str] | None = None) -> Settings:
     if verify not in ("sha256", "etag"):
         raise ConfigError(f"--verify/MODEL_CACHE_VERIFY={verify!r} must be sha256 or etag")
 
-    chunk_mib = _int(env, "MODEL_CACHE_CHUNK_MB", 16, minimum=5)
+    chunk_mib = _int(env, "MODEL_CACHE_CHUNK_MB", 16, minimum=5, maximum=5120)
     settings = Settings(
         repo_id=repo_id,
         revision=revision,
@@ -167,28 +216,31 @@ def load(args, command: str, environ: dict[str, str] | None = None) -> Settings:
         hf_token=env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN") or None,
         hf_endpoint=(pick("hf_endpoint", "HF_ENDPOINT", default="https://huggingface.co") or "").rstrip("/"),
         download_dir=Path(pick("download_dir", "DOWNLOAD_DIR", default="/tmp") or "/tmp"),
-        disable_progress=bool(getattr(args, "no_progress", False)) or _truthy(env.get("DISABLE_PROGRESS")),
+        disable_progress=bool(getattr(args, "no_progress", False)) or _bool(env, "DISABLE_PROGRESS", False),
         allow_patterns=allow,
         ignore_patterns=ignore,
-        hf_max_workers=_int(env, "HF_MAX_WORKERS", 8, minimum=1),
-        s3_concurrency=_int(env, "MODEL_CACHE_S3_CONCURRENCY", 16, minimum=1),
+        hf_max_workers=_int(env, "HF_MAX_WORKERS", 8, minimum=1, maximum=256),
+        s3_concurrency=_int(env, "MODEL_CACHE_S3_CONCURRENCY", 16, minimum=1, maximum=256),
         chunk_size=chunk_mib * MiB,
-        memory_budget=_int(env, "MODEL_CACHE_MEMORY_MB", 384, minimum=16) * MiB,
-        max_disk=_int(env, "MODEL_CACHE_MAX_DISK_MB", 0) * MiB,
-        s3_max_attempts=_int(env, "S3_MAX_ATTEMPTS", 8, minimum=1),
+        memory_budget=_int(env, "MODEL_CACHE_MEMORY_MB", 384, minimum=16, maximum=1 << 20) * MiB,
+        max_disk=_int(env, "MODEL_CACHE_MAX_DISK_MB", 0, maximum=1 << 30) * MiB,
+        s3_max_attempts=_int(env, "S3_MAX_ATTEMPTS", 8, minimum=1, maximum=100),
         s3_retry_mode=retry_mode,
-        connect_timeout=_float(env, "S3_CONNECT_TIMEOUT", 10.0, minimum=0.1),
-        read_timeout=_float(env, "S3_READ_TIMEOUT", 60.0, minimum=0.1),
-        file_retries=_int(env, "MODEL_CACHE_FILE_RETRIES", 3, minimum=1),
+        connect_timeout=_float(env, "S3_CONNECT_TIMEOUT", 10.0, minimum=0.1, maximum=3600.0),
+        read_timeout=_float(env, "S3_READ_TIMEOUT", 60.0, minimum=0.1, maximum=3600.0),
+        file_retries=_int(env, "MODEL_CACHE_FILE_RETRIES", 3, minimum=1, maximum=100),
         lease_ttl=_float(env, "MODEL_CACHE_LEASE_TTL", 60.0, minimum=1.0),
-        lease_settle=_float(env, "MODEL_CACHE_LEASE_SETTLE", 0.5),
-        clock_skew=_float(env, "MODEL_CACHE_CLOCK_SKEW", 5.0),
-        poll_interval=_float(env, "MODEL_CACHE_POLL_INTERVAL", 3.0, minimum=0.05),
+        lease_settle=_float(env, "MODEL_CACHE_LEASE_SETTLE", 0.5, maximum=60.0),
+        clock_skew=_float(env, "MODEL_CACHE_CLOCK_SKEW", 5.0, maximum=3600.0),
+        poll_interval=_float(env, "MODEL_CACHE_POLL_INTERVAL", 1.0, minimum=0.05, maximum=3600.0),
         wait_timeout=_float(env, "MODEL_CACHE_WAIT_TIMEOUT", 4 * 3600.0, minimum=1.0),
         verify=verify,
-        payload_signing=_truthy(env.get("S3_PAYLOAD_SIGNING")),
-        ranged=(env.get("MODEL_CACHE_RANGED") or "1").strip().lower() not in ("0", "false", "no", "off", "n"),
+        payload_signing=_bool(env, "S3_PAYLOAD_SIGNING", False),
+        ranged=_bool(env, "MODEL_CACHE_RANGED", True),
     )
-    if command == "ensure" and not settings.hf_endpoint.startswith(("http://", "https://")):
-        raise ConfigError(f"HF_ENDPOINT={settings.hf_endpoint!r} must start with http:// or https://")
+    if command in ("ensure", "status"):
+        check_url("--hf-endpoint" if getattr(args, "hf_endpoint", None) else "HF_ENDPOINT", settings.hf_endpoint)
+        # Read by huggingface_hub itself at import: refused here with their names instead of failing there.
+        _float(env, "HF_HUB_DOWNLOAD_TIMEOUT", 30.0, minimum=1.0, maximum=3600.0)
+        _float(env, "HF_HUB_ETAG_TIMEOUT", 30.0, minimum=1.0, maximum=3600.0)
     return settings

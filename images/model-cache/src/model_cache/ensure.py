@@ -15,8 +15,10 @@ from pathlib import Path
 from . import __version__, hub, s3
 from .config import Settings
 from .errors import HubUnreachable, IntegrityError, LeaseLost, ModelCacheError, NotCachedError
-from .layout import COMMIT_SHA, MANIFEST_NAME, Layout, validate_file_path
+from .layout import MANIFEST_NAME, Layout
 from .lease import Lease
+from .localfs import check_writable_dir
+from .manifest import covers, read_manifest, resolve_cached_sha, write_manifest, write_ref
 from .progress import Progress, duration, human
 from .ranged import RangedUpload, RangeUnsupported, Slots
 from .streaming import StreamingMultipart
@@ -46,57 +48,10 @@ class DiskBudget:
             self._cond.notify_all()
 
 
-def read_manifest(client, s: Settings, layout: Layout, sha: str) -> dict | None:
-    got = s3.get_json(client, s.bucket, layout.manifest_key(sha))
-    if got is None:
-        return None
-    doc = got[0]
-    if doc.get("sha") != sha or doc.get("repo") != s.repo_id or not isinstance(doc.get("files"), list):
-        raise IntegrityError(f"manifest s3://{s.bucket}/{layout.manifest_key(sha)} does not describe "
-                             f"{s.repo_id}@{sha}")
-    for entry in doc["files"]:
-        if not isinstance(entry, dict):
-            raise IntegrityError("manifest has a malformed file entry")
-        validate_file_path(entry.get("path"), origin="the manifest")
-    return doc
-
-
-def resolve_cached_sha(client, s: Settings, layout: Layout) -> str | None:
-    """The sha a revision points to, from the bucket only (the ref object written by ensure)."""
-    if COMMIT_SHA.fullmatch(s.revision):
-        return s.revision
-    got = s3.get_json(client, s.bucket, layout.ref_key(s.revision))
-    if got is None:
-        return None
-    sha = got[0].get("sha")
-    return sha if isinstance(sha, str) and COMMIT_SHA.fullmatch(sha) else None
-
-
-def write_ref(client, s: Settings, layout: Layout, sha: str) -> None:
-    if COMMIT_SHA.fullmatch(s.revision):
-        return
-    current = s3.get_json(client, s.bucket, layout.ref_key(s.revision))
-    if current is not None and current[0].get("sha") == sha:
-        return
-    s3.put_json(client, s.bucket, layout.ref_key(s.revision),
-                {"repo": s.repo_id, "revision": s.revision, "sha": sha, "updated": time.time()})
-
-
-def _covers(manifest: dict, wanted: list[hub.RemoteFile]) -> bool:
-    have = {e["path"]: e for e in manifest["files"]}
-    for f in wanted:
-        e = have.get(f.path)
-        if e is None or (f.size is not None and e.get("size") != f.size):
-            return False
-        if f.sha256 is not None and e.get("sha256") != f.sha256:
-            return False
-    return True
-
-
 def ensure(s: Settings) -> int:
     client = s3.make_client(s)
     layout = Layout(s.prefix, s.repo_id)
-    _check_bucket(client, s)
+    s3.check_bucket(client, s)
     try:
         snap = hub.resolve(s)
     except HubUnreachable as exc:
@@ -121,17 +76,19 @@ def ensure(s: Settings) -> int:
     waiting_logged = 0.0
     while True:
         manifest = read_manifest(client, s, layout, snap.sha)
-        if manifest is not None and _covers(manifest, wanted):
+        if manifest is not None and covers(manifest, wanted):
             write_ref(client, s, layout, snap.sha)
             log.info("cached: s3://%s/%s (%d files)", s.bucket, layout.manifest_key(snap.sha),
                      len(manifest["files"]))
             return 0
+        if lease is None:  # first time here: only a downloader needs the scratch directory
+            check_writable_dir(s.download_dir, "DOWNLOAD_DIR (--download-dir)")
         lease = Lease(client, s, layout.lease_key(snap.sha))
         if lease.try_acquire():
             try:
                 # Someone may have finished between our manifest check and the lease.
                 manifest = read_manifest(client, s, layout, snap.sha)
-                if manifest is not None and _covers(manifest, wanted):
+                if manifest is not None and covers(manifest, wanted):
                     write_ref(client, s, layout, snap.sha)
                     return 0
                 _fill(client, s, layout, snap, wanted, manifest, lease)
@@ -153,35 +110,46 @@ def ensure(s: Settings) -> int:
         time.sleep(s.poll_interval * (0.75 + random.random() / 2))
 
 
-def _check_bucket(client, s: Settings) -> None:
-    from botocore.exceptions import ClientError
-
-    try:
-        client.head_bucket(Bucket=s.bucket)
-    except ClientError as exc:
-        raise s3.describe(exc, f"access to bucket {s.bucket!r}", s) from None
-
-
 def _uploaded_ok(client, s: Settings, key: str, f: hub.RemoteFile) -> dict | None:
-    """A file object from an earlier (interrupted) run that is complete and verified, or None."""
+    """A file object from an earlier (interrupted) run, re-read and verified, or None to fetch it again.
+
+    The object's metadata says what the uploader checked, but not that the bytes are still those:
+    a damaged or replaced object can keep its size and x-amz-meta-sha256. So the bytes are read
+    back from S3 and hashed (sha256, and the git blob id for non-LFS files) against the Hub's
+    values before the object is trusted; reading from the bucket is cheaper than the Hub download
+    it saves, and a resume is rare.
+    """
+    import hashlib
+
     h = s3.head(client, s.bucket, key)
     if h is None:
         return None
     meta = {k.lower(): v for k, v in (h.get("Metadata") or {}).items()}
     if f.size is not None and h.get("ContentLength") != f.size:
         return None
-    sha = meta.get("sha256")
-    if not sha:
+    if f.sha256 is None and f.git_oid is None:
+        return None  # nothing from the Hub to compare with: upload again
+    if f.sha256 is not None and meta.get("sha256") != f.sha256:
         return None
-    if f.sha256 is not None:
-        ok = sha == f.sha256
-    elif f.git_oid is not None:
-        ok = meta.get("git-oid") == f.git_oid
-    else:
-        ok = False  # nothing from the Hub to compare with: upload again
-    if not ok:
+    resp = client.get_object(Bucket=s.bucket, Key=key, IfMatch=h.get("ETag", "*"))
+    sha256 = hashlib.sha256()
+    sha1 = hashlib.sha1(f"blob {h.get('ContentLength')}\0".encode()) if f.sha256 is None else None
+    n = 0
+    for block in resp["Body"].iter_chunks(1 << 20):
+        sha256.update(block)
+        if sha1 is not None:
+            sha1.update(block)
+        n += len(block)
+    if n != h.get("ContentLength"):
         return None
-    return {"path": f.path, "size": h.get("ContentLength"), "sha256": sha, "etag": h.get("ETag", "")}
+    if f.sha256 is not None and sha256.hexdigest() != f.sha256:
+        log.warning("%s: the object in the bucket does not match its sha256 (damaged); fetching it again", f.path)
+        return None
+    if sha1 is not None and sha1.hexdigest() != f.git_oid:
+        log.warning("%s: the object in the bucket does not match its git blob id (damaged); fetching it again",
+                    f.path)
+        return None
+    return {"path": f.path, "size": n, "sha256": sha256.hexdigest(), "etag": resp.get("ETag") or h.get("ETag", "")}
 
 
 def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[hub.RemoteFile],
@@ -406,19 +374,12 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
         shutil.rmtree(tmp, ignore_errors=True)
 
     lease.check()
-    files = sorted(entries.values(), key=lambda e: e["path"])
-    manifest = {
-        "schema": 1, "tool": "model-cache", "tool_version": __version__,
-        "repo": s.repo_id, "revision": s.revision, "sha": snap.sha, "created": time.time(),
-        "allow_patterns": s.allow_patterns, "ignore_patterns": s.ignore_patterns,
-        "files": files, "total_bytes": sum(int(e["size"]) for e in files),
-    }
     # Written last: its presence is what "cached" means.
-    s3.put_json(client, s.bucket, layout.manifest_key(snap.sha), manifest)
+    write_manifest(client, s, layout, snap.sha, list(entries.values()))
     elapsed = time.monotonic() - started
     log.info("cached %s@%s (%s) in %s: %s new, %s/s; manifest s3://%s/%s", s.repo_id, s.revision, snap.sha,
              duration(elapsed), human(total), human(total / max(elapsed, 1e-6)), s.bucket,
              layout.manifest_key(snap.sha))
 
 
-__all__ = ["NotCachedError", "ensure", "read_manifest", "resolve_cached_sha"]
+__all__ = ["NotCachedError", "ensure"]

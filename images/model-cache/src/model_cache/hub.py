@@ -51,7 +51,11 @@ def translate(exc: BaseException, s: Settings, what: str) -> Exception:
     from huggingface_hub import errors as hf_errors
 
     if isinstance(exc, (httpx2.ConnectError, httpx2.TimeoutException, httpx2.NetworkError)):
-        return HubUnreachable(f"Hub {s.hf_endpoint} unreachable while {what}: {type(exc).__name__}: {exc}")
+        from .masking import redact_url
+
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return HubUnreachable(f"Hub {redact_url(s.hf_endpoint)} unreachable while {what}: {type(exc).__name__}: "
+                              f"{detail}: check HF_ENDPOINT and the network")
     status = _status_of(exc)
     if isinstance(exc, hf_errors.HfHubHTTPError) or status is not None:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

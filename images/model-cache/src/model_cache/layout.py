@@ -29,7 +29,8 @@ RESERVED_PREFIX = ".model-cache"
 
 def validate_repo_id(repo_id: str | None, *, source: str = "MODEL_NAME") -> str:
     if not repo_id:
-        raise ValidationError(f"{source} is not set: give the Hugging Face repo id as owner/name")
+        raise ValidationError(f"{source} is not set: give the Hugging Face repo id as owner/name (or a "
+                              "root-level name such as gpt2)")
     problem = None
     if len(repo_id) > MAX_REPO_ID:
         problem = f"longer than {MAX_REPO_ID} characters"
@@ -37,14 +38,13 @@ def validate_repo_id(repo_id: str | None, *, source: str = "MODEL_NAME") -> str:
         problem = "absolute paths and backslashes are not allowed"
     elif ".." in repo_id or "--" in repo_id:
         problem = "'..' and '--' are not allowed"
-    elif repo_id.count("/") != 1:
-        problem = "expected exactly one '/' (owner/name)"
-    else:
-        owner, name = repo_id.split("/")
-        if not (REPO_PART.fullmatch(owner) and REPO_PART.fullmatch(name)) or name.endswith(".git"):
-            problem = "owner and name may use letters, digits, '-', '_' and '.' only"
+    elif repo_id.count("/") > 1:
+        problem = "expected owner/name, or a root-level name such as gpt2 (at most one '/')"
+    elif not all(REPO_PART.fullmatch(part) for part in repo_id.split("/")) or repo_id.endswith(".git"):
+        problem = "owner and name may use letters, digits, '-', '_' and '.' only (not first or last)"
     if problem:
-        raise ValidationError(f"{source}={repo_id!r} is not a valid repo id: {problem}")
+        raise ValidationError(f"{source}={repo_id!r} is not a valid repo id: {problem}; set {source} to the id "
+                              "shown on the model's Hub page, e.g. Qwen/Qwen2.5-0.5B or gpt2")
     return repo_id
 
 

@@ -16,6 +16,7 @@ Protocol (all on one object, `{prefix}{repo}/leases/{sha}.json`):
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -56,7 +57,8 @@ class Lease:
                 "tool": f"model-cache {__version__}"}
 
     def read(self) -> tuple[dict, str] | None:
-        return get_json(self.client, self.s.bucket, self.key)
+        # An unreadable lease reads as {} (no expiry): stale at once, taken over with If-Match.
+        return get_json(self.client, self.s.bucket, self.key, invalid_ok=True)
 
     def stale(self, doc: dict, etag: str) -> bool:
         now = time.time()
@@ -65,6 +67,8 @@ class Lease:
             ttl = float(doc.get("ttl", self.s.lease_ttl))
         except (TypeError, ValueError):
             return True  # unreadable lease: treat as abandoned
+        if not (math.isfinite(expires) and math.isfinite(ttl)):
+            return True  # NaN would never compare as past: abandoned too
         if expires + self.s.clock_skew < now:
             return True
         mono = time.monotonic()

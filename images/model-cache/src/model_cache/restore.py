@@ -15,9 +15,10 @@ from typing import Any
 
 from . import s3
 from .config import Settings
-from .ensure import read_manifest, resolve_cached_sha
 from .errors import IntegrityError, ModelCacheError, NotCachedError
 from .layout import MARKER_NAME, Layout, local_path
+from .localfs import check_writable_dir
+from .manifest import read_manifest, resolve_cached_sha
 from .progress import Progress, duration, human
 
 log = logging.getLogger("model_cache")
@@ -71,9 +72,11 @@ def _claim_finish(j: FileJob, complete: bool) -> bool:
 
 
 def restore(s: Settings, dest: Path) -> int:
+    check_writable_dir(dest, "--dest")
     client = s3.make_client(s)
     layout = Layout(s.prefix, s.repo_id)
     started = time.monotonic()
+    s3.check_bucket(client, s)
     sha = resolve_cached_sha(client, s, layout)
     manifest = read_manifest(client, s, layout, sha) if sha else None
     if manifest is None:
@@ -101,8 +104,9 @@ def restore(s: Settings, dest: Path) -> int:
         except (KeyError, TypeError, ValueError):
             raise IntegrityError(f"manifest entry for {e.get('path')!r} has no valid size") from None
         final = local_path(dest, e["path"])
-        if _present_and_correct(final, e, recorded.get(e["path"]), s.verify):
-            done_entries.append(_record(final, e))
+        level = _present_and_correct(final, e, recorded.get(e["path"]), s.verify)
+        if level is not None:
+            done_entries.append(_record(final, e, level))
             continue
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".{final.name}.model-cache-partial"
@@ -116,7 +120,7 @@ def restore(s: Settings, dest: Path) -> int:
         log.info("restoring %d file(s), %s from s3://%s/%s into %s (%d already present)", len(jobs), human(total),
                  s.bucket, layout.snapshot(manifest["sha"]), dest, len(done_entries))
         _fetch_all(client, s, jobs, total)
-        done_entries.extend(_record(j.final, j.entry) for j in jobs)
+        done_entries.extend(_record(j.final, j.entry, _checked(j.entry, s.verify)) for j in jobs)
     else:
         log.info("all %d file(s) already present and verified in %s", len(done_entries), dest)
     tmp_marker = dest / f"{MARKER_NAME}.tmp"
@@ -139,23 +143,52 @@ def _read_marker(marker: Path) -> dict:
         return {}
 
 
-def _record(path: Path, e: dict) -> dict:
+def _checked(e: dict, verify: str) -> str:
+    """What a fresh download of ``e`` was checked against: its sha256, or only size (+ ETag)."""
+    return "sha256" if verify == "sha256" and e.get("sha256") else "size+etag"
+
+
+def _record(path: Path, e: dict, checked: str) -> dict:
+    """The marker's entry for a file: only what was checked is recorded as checked.
+
+    ``sha256`` is written only when those bytes were hashed and matched it, so a later sha256
+    restore never trusts a file that an ETag restore (which hashes nothing) wrote. ``ctime_ns`` and
+    ``ino`` change on any write and cannot be set back by a user (unlike mtime).
+    """
     st = path.stat()
-    return {"path": e["path"], "size": st.st_size, "sha256": e.get("sha256"), "mtime_ns": st.st_mtime_ns}
+    rec = {"path": e["path"], "size": st.st_size, "checked": checked, "mtime_ns": st.st_mtime_ns,
+           "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
+    if checked == "sha256":
+        rec["sha256"] = e.get("sha256")
+    else:
+        rec["etag"] = e.get("etag")
+    return rec
 
 
-def _present_and_correct(path: Path, e: dict, rec: dict | None, verify: str) -> bool:
+def _present_and_correct(path: Path, e: dict, rec: dict | None, verify: str) -> str | None:
+    """How a file already in place is known correct ("sha256" or "size+etag"), or None to fetch it.
+
+    A file recorded by an earlier restore and untouched since (same size, mtime, ctime, inode) is
+    trusted at the level that restore checked it, if that level is at least the one asked for now.
+    Anything else is re-hashed; a file that has no sha256 in the manifest is fetched again.
+    """
     try:
         st = path.stat()
     except OSError:
-        return False
+        return None
     if not path.is_file() or st.st_size != int(e["size"]):
-        return False
-    # Verified by an earlier restore and untouched since: trust it without re-reading.
-    if rec and rec.get("sha256") == e.get("sha256") and rec.get("mtime_ns") == st.st_mtime_ns \
-            and rec.get("size") == st.st_size:
-        return True
-    return bool(e.get("sha256")) and _hash_file(path) == e["sha256"]
+        return None
+    untouched = bool(rec) and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns \
+        and rec.get("ctime_ns") == st.st_ctime_ns and rec.get("ino") == st.st_ino
+    if untouched:
+        if rec.get("checked") == "sha256" and e.get("sha256") and rec.get("sha256") == e.get("sha256"):
+            return "sha256"
+        if verify == "etag" and rec.get("checked") == "size+etag" and e.get("etag") \
+                and rec.get("etag") == e.get("etag"):
+            return "size+etag"
+    if e.get("sha256") and _hash_file(path) == e["sha256"]:
+        return "sha256"
+    return None
 
 
 def _plan_parts(jobs: list[FileJob], s: Settings) -> None:
@@ -230,6 +263,9 @@ def _fetch_all(client, s: Settings, jobs: list[FileJob], total: int) -> None:
                 if s3.is_not_found(exc):
                     raise IntegrityError(f"{j.entry['path']}: object s3://{s.bucket}/{j.key} is missing "
                                          "although the manifest lists it") from None
+                if s3.error_code(exc) in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                                          "NoSuchBucket"):
+                    raise  # not transient: the CLI names the setting to fix
                 last: BaseException = exc  # botocore already retried 5xx/throttling; a few more rounds here
             except (BotoCoreError, OSError) as exc:  # stalled or broken body: resume where it stopped
                 last = exc
@@ -326,6 +362,6 @@ def _fetch_all(client, s: Settings, jobs: list[FileJob], total: int) -> None:
                 j.tmp.unlink(missing_ok=True)
     if errors:
         first = errors[0]
-        if isinstance(first, ModelCacheError):
-            raise first
+        if isinstance(first, (ModelCacheError, OSError, BotoCoreError, ClientError)):
+            raise first  # the CLI turns these into one line naming the cause and the fix
         raise ModelCacheError(f"restore failed: {type(first).__name__}: {first}") from first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from .config import Settings
@@ -13,6 +14,7 @@ log = logging.getLogger("model_cache.s3")
 
 PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+BODY_ATTEMPTS = 4
 
 
 def make_client(s: Settings):
@@ -64,13 +66,51 @@ def is_not_found(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException, what: str, s: Settings) -> ModelCacheError:
-    code = error_code(exc)
-    hint = ""
-    if code in ("NoSuchBucket",):
-        hint = f" (bucket {s.bucket!r} does not exist: check S3_BUCKET)"
-    elif code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
-        hint = " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy)"
-    return ModelCacheError(f"S3 {what} failed at {s.endpoint_url}: {code or type(exc).__name__}: {exc}{hint}")
+    """One line for any S3 failure: what failed, where, the cause, and the setting that fixes it."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    from .masking import redact_url
+
+    where = redact_url(s.endpoint_url)
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        message = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or "")
+        cause = f"{code}" + (f" ({message})" if message and message != code else "")
+        if code in ("NoSuchBucket",):
+            return ModelCacheError(f"S3 {what}: no such bucket {s.bucket!r} at {where}: check S3_BUCKET "
+                                   "(create the bucket, or fix its name)")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden"):
+            return ModelCacheError(f"S3 {what} at {where} was refused: {cause}: check AWS_ACCESS_KEY_ID / "
+                                   f"AWS_SECRET_ACCESS_KEY and that the key may read and write bucket {s.bucket!r}")
+        return ModelCacheError(f"S3 {what} at {where} failed: {cause}: check S3_ENDPOINT_URL and S3_BUCKET, "
+                               "or retry if the store is having trouble")
+    if isinstance(exc, EndpointConnectionError):
+        return ModelCacheError(f"S3 endpoint {where} unreachable during {what}: check S3_ENDPOINT_URL "
+                               "(host, port, http vs https) and the network")
+    if isinstance(exc, NoCredentialsError):
+        return ModelCacheError("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    return ModelCacheError(f"S3 {what} at {where} failed: {type(exc).__name__}: {exc}: check S3_ENDPOINT_URL "
+                           "and the network")
+
+
+def check_bucket(client, s: Settings) -> None:
+    """Fail early, in one line, when the bucket is missing or the credentials may not use it.
+
+    HEAD bucket has no body, so a missing bucket is a bare 404 (no NoSuchBucket code) there.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client.head_bucket(Bucket=s.bucket)
+    except ClientError as exc:
+        if is_not_found(exc) or error_code(exc) == "NoSuchBucket":
+            from .masking import redact_url
+
+            raise ModelCacheError(f"no such bucket {s.bucket!r} at {redact_url(s.endpoint_url)}: check S3_BUCKET "
+                                  "(create the bucket, or fix its name)") from None
+        raise describe(exc, f"access to bucket {s.bucket!r}", s) from None
+    except BotoCoreError as exc:
+        raise describe(exc, f"access to bucket {s.bucket!r}", s) from None
 
 
 def head(client, bucket: str, key: str) -> dict[str, Any] | None:
@@ -84,23 +124,38 @@ def head(client, bucket: str, key: str) -> dict[str, Any] | None:
         raise
 
 
-def get_json(client, bucket: str, key: str) -> tuple[dict[str, Any], str] | None:
-    """(document, ETag) or None when the key does not exist."""
-    from botocore.exceptions import ClientError
+def get_json(client, bucket: str, key: str, *, invalid_ok: bool = False) -> tuple[dict[str, Any], str] | None:
+    """(document, ETag) or None when the key does not exist.
 
-    try:
-        resp = client.get_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    body = resp["Body"].read()
+    invalid_ok: a body that is not a JSON object gives ({}, ETag) instead of an error (the lease:
+    an unreadable lease is an abandoned one, replaced with If-Match on that ETag)."""
+    from botocore.exceptions import ClientError, ResponseStreamingError
+
+    for attempt in range(1, BODY_ATTEMPTS + 1):
+        try:
+            resp = client.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        try:
+            body = resp["Body"].read()
+            break
+        except (ResponseStreamingError, OSError):
+            # botocore retries the request, not a body that breaks while it is read (a loaded
+            # server closing the connection early): these documents are small, read them again.
+            if attempt == BODY_ATTEMPTS:
+                raise
+            time.sleep(0.1 * attempt)
     try:
         doc = json.loads(body)
     except ValueError:
-        raise ModelCacheError(f"s3://{bucket}/{key} is not valid JSON") from None
+        doc = None
     if not isinstance(doc, dict):
-        raise ModelCacheError(f"s3://{bucket}/{key} is not a JSON object")
+        if invalid_ok:
+            return {}, resp.get("ETag", "")
+        raise ModelCacheError(f"s3://{bucket}/{key} is not a JSON object (damaged or written by another tool): "
+                              "delete it and run model-cache ensure again")
     return doc, resp.get("ETag", "")
 
 
