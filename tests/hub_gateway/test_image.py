@@ -20,10 +20,10 @@ from tests.images.buildah import (
     Unavailable,
     base_tarball,
     external_bases,
+    host_ca_bundle,
     normalise,
     why_unavailable,
 )
-from tests.images.test_image_leaks import host_ca_bundle
 
 pytestmark = [pytest.mark.build, pytest.mark.slow, pytest.mark.timeout(1800)]
 

@@ -212,3 +212,12 @@ class Buildah:
         # No `rmi --all`: the caller deletes the whole private storage root, which is as thorough
         # and much faster with vfs.
         self.run("rm", "--all", check=False)
+
+
+def host_ca_bundle() -> Path | None:
+    """The CA bundle this machine's pip trusts (it may hold an egress proxy's CA), if any."""
+    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("REQUESTS_CA_BUNDLE"),
+                      "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None

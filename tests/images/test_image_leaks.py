@@ -26,7 +26,6 @@ import base64
 import dataclasses
 import http.server
 import json
-import os
 import re
 import secrets
 import shutil
@@ -52,6 +51,7 @@ from tests.images.buildah import (
     Unavailable,
     base_tarball,
     external_bases,
+    host_ca_bundle,
     normalise,
     require_tool_or_skip,
     why_unavailable,
@@ -97,15 +97,6 @@ class _RecordingIndex(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
-
-
-def host_ca_bundle() -> Path | None:
-    """The CA bundle this machine's pip trusts (it may hold an egress proxy's CA), if any."""
-    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("REQUESTS_CA_BUNDLE"),
-                      "/etc/ssl/certs/ca-certificates.crt"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
 
 
 @dataclass

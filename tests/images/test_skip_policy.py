@@ -57,4 +57,4 @@ def test_setup_refuses_to_leave_ci_without_buildah(tmp_path: Path, ci: str, rc: 
                           capture_output=True, text=True, timeout=30, check=False,
                           env={"PATH": str(bin_dir), "CI": ci})
     assert done.returncode == rc, done.stdout + done.stderr
-    assert says in done.stdout and "buildah debootstrap missing" in done.stdout
+    assert says in done.stdout and "buildah debootstrap zstd missing" in done.stdout

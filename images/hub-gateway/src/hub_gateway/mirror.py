@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 
 from model_cache import s3 as mc_s3
 from model_cache.config import Settings as StoreSettings
-from model_cache.ensure import read_manifest, resolve_cached_sha  # TODO(merge): from model_cache.manifest
 from model_cache.errors import ModelCacheError
 from model_cache.layout import COMMIT_SHA, Layout, validate_repo_id
+from model_cache.manifest import read_manifest, resolve_cached_sha
 
 log = logging.getLogger("hub_gateway.mirror")
 
