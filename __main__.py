@@ -18,8 +18,12 @@ from components.config.images import images_needed
 from components.config.settings import from_pulumi_config
 from components.github import GitHubSecrets, GitHubSecretsArgs, owns_repository_level
 from components.gpu_smoke import GpuSmokeTest, GpuSmokeTestArgs
+from components.hub_callers import HubCallers, HubCallersArgs
+from components.hub_gateway import NAME as GATEWAY_NAME
+from components.hub_gateway import PORT as GATEWAY_PORT
+from components.hub_gateway import HubGateway, HubGatewayArgs
 from components.images import platform_images
-from components.model_deployment import ModelDeployment, ModelDeploymentArgs
+from components.model_deployment import ModelDeployment, ModelDeploymentArgs, service_url
 from components.model_namespace import ModelNamespace, ModelNamespaceArgs
 from components.model_pod import PodSources
 from components.model_store import ModelStore, ModelStoreArgs
@@ -81,7 +85,8 @@ image_refs = platform_images(
     settings.images,
     settings.registry,
     prebuilt=settings.model_images,
-    needed=images_needed((model.runtime for model in settings.models), settings.images.publish),
+    needed=images_needed((model.runtime for model in settings.models), settings.images.publish,
+                         hub_gateway=settings.hub_gateway.enabled),
     source_url=settings.source_url,
     root=Path(__file__).resolve().parent,
 )
@@ -141,11 +146,44 @@ teams = {
             model_urls={name: models[name].url for name in team.models},
             api_endpoint=cluster.api_endpoint,
             cluster_name=cluster.cluster_name,
+            hub_gateway=settings.hub_gateway.enabled,
         ),
         opts=pulumi.ResourceOptions(provider=cluster.provider),
     )
     for team in settings.teams
 }
+
+hub_endpoint: pulumi.Output[str] | None = None
+if settings.hub_gateway.enabled:
+    # The gateway's Service name is fixed, so its URL is known before it exists (the team Secrets carry it).
+    gateway_url = model_namespace.namespace.apply(lambda ns: service_url(GATEWAY_NAME, ns, GATEWAY_PORT))
+    callers = HubCallers(
+        "hub-callers",
+        HubCallersArgs(
+            gateway_namespace=model_namespace.namespace,
+            endpoint=gateway_url,
+            teams=settings.teams,
+            team_namespaces={name: team.namespace for name, team in teams.items()},
+        ),
+        opts=pulumi.ResourceOptions(provider=cluster.provider),
+    )
+    hub_endpoint = HubGateway(
+        "hub-gateway",
+        HubGatewayArgs(
+            namespace=model_namespace.namespace,
+            image=image_refs["hub-gateway"],
+            s3_secret_name=model_namespace.s3_secret_name,
+            store_config_name=model_namespace.store_config_name,
+            callers_secret_name=callers.callers_secret_name,
+            hf_token_secret_name=model_namespace.hf_token_secret_name,
+            replicas=settings.hub_gateway.replicas,
+            allow_repos=settings.hub_gateway.allow_repos,
+            caller_namespaces=tuple(team.namespace for team in settings.teams),
+            pull_secret_name=model_namespace.pull_secret_name,
+            s3_region=settings.store.region,
+        ),
+        opts=pulumi.ResourceOptions(provider=cluster.provider),
+    ).endpoint
 
 # The admin kubeconfig is an output only on request: every StackReference reader gets every output.
 if settings.export_admin_kubeconfig:
@@ -167,3 +205,4 @@ pulumi.export(out.GPU_TOLERATIONS, cluster.tolerations)
 pulumi.export(out.IMAGES, image_refs)
 pulumi.export(out.MODELS, {name: deployment.url for name, deployment in models.items()})
 pulumi.export(out.TEAMS, {name: team.summary() for name, team in teams.items()})
+pulumi.export(out.HUB_ENDPOINT, hub_endpoint)

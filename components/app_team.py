@@ -38,6 +38,8 @@ import pulumi_github as github
 import pulumi_kubernetes as k8s
 
 from components.config.types import TeamSettings
+from components.hub_gateway import NAME as GATEWAY_NAME
+from components.hub_gateway import PORT as GATEWAY_PORT
 from components.kubernetes import standard_labels
 from components.model_deployment import COMPONENT_SERVER
 from components.model_pod import PORT
@@ -76,6 +78,8 @@ class AppTeamArgs:
     api_endpoint: pulumi.Input[str]
     """The cluster's API server URL: the kubeconfig's server."""
     cluster_name: pulumi.Input[str]
+    hub_gateway: bool = False
+    """The stack runs the hub-gateway (in the model namespace): the team may call it on its port."""
 
 
 def kubeconfig(*, cluster: str, server: str, ca_data: str, namespace: str, user: str, token: str) -> str:
@@ -101,8 +105,9 @@ def _kubeconfig_from_token_secret(data: Mapping[str, str] | None, *, cluster: st
                       token=token)
 
 
-def team_network_policy_spec(team: TeamSettings, model_namespace: str) -> dict[str, Any]:
-    """Ingress from the team's own namespace only; egress to it, DNS, the allowed models, the internet."""
+def team_network_policy_spec(team: TeamSettings, model_namespace: str, *, hub_gateway: bool = False) -> dict[str, Any]:
+    """Ingress from the team's own namespace only; egress to it, DNS, the allowed models, the
+    hub-gateway (when the stack runs it), the internet."""
     egress: list[dict[str, Any]] = [
         {"to": [{"podSelector": {}}]},
         {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
@@ -118,6 +123,12 @@ def team_network_policy_spec(team: TeamSettings, model_namespace: str) -> dict[s
                                     {"key": MODEL_LABEL, "operator": "In", "values": list(team.models)}]},
             }],
             "ports": [{"protocol": "TCP", "port": PORT}],
+        })
+    if hub_gateway:
+        egress.append({
+            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": model_namespace}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": GATEWAY_NAME}}}],
+            "ports": [{"protocol": "TCP", "port": GATEWAY_PORT}],
         })
     egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]})
     return {
@@ -250,7 +261,7 @@ class AppTeam(pulumi.ComponentResource):
             f"{name}-netpol",
             metadata=meta("team-isolation"),
             spec=pulumi.Output.from_input(args.model_namespace).apply(
-                lambda model_ns: team_network_policy_spec(team, model_ns)),
+                lambda model_ns: team_network_policy_spec(team, model_ns, hub_gateway=args.hub_gateway)),
             opts=inside,
         )
 

@@ -183,6 +183,8 @@ def repository_files(root: Path) -> list[Path]:
 
 
 def is_dockerfile(path: Path) -> bool:
+    if path.name.endswith(".dockerignore"):  # Dockerfile.dockerignore: BuildKit's per-Dockerfile ignore file
+        return False
     return path.name == "Dockerfile" or path.name.startswith("Dockerfile.") or path.suffix == ".Dockerfile"
 
 

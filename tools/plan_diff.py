@@ -42,6 +42,10 @@ EXIT_NO_CHANGE, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 #: resource type this program uses. Paths are the Pulumi input names ("spec.template" covers
 #: everything below it). Each type says where the rule comes from.
 FORCE_NEW: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
+    "random:index/randomPassword:RandomPassword": (
+        ("length", "special", "upper", "lower", "numeric", "minLower", "minUpper", "minNumeric", "minSpecial",
+         "overrideSpecial", "keepers"),
+        "terraform-provider-random (bundled by pulumi-random): resource_password.go, every argument RequiresReplace"),
     "civo:index/network:Network": (
         ("region",), ("terraform-provider-civo v1.1.4 (bundled by pulumi-civo 2.4.8): civo/network/resource_network.go, "
                      "ForceNew")),

@@ -234,6 +234,10 @@ class PlatformMocks(pulumi.runtime.Mocks):
             push = bool(inputs.get("push"))
             state.update(digest=digest, ref=f"{repo}@{digest}" if push else str(tags[0]),
                          contextHash=_digest("ctx", args.name))
+        elif typ == "random:index/randomPassword:RandomPassword":
+            # Plain, as the provider returns it (the SDK asks the engine to mark `result` secret).
+            length = int(inputs.get("length") or 16)
+            state.update(result=("offline" + _digest("password", self.stack, args.name, length=64))[:length])
         elif typ.startswith("github:"):
             state.update(createdAt="2026-01-01T00:00:00Z", updatedAt="2026-01-01T00:00:00Z")
         return rid, state

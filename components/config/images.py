@@ -39,17 +39,21 @@ class ImageSpec:
 PLATFORM_IMAGES: Final = (
     ImageSpec("model-cache", "images/model-cache", "images/model-cache/Dockerfile", "modelCacheImage"),
     ImageSpec("hf-server", "images/hf-server", "images/hf-server/Dockerfile.hf", "hfServerImage"),
+    # Its context is images/: the image installs model-cache too (it reads the bucket's layout with it).
+    ImageSpec("hub-gateway", "images", "images/hub-gateway/Dockerfile", "hubGatewayImage"),
 )
 #: Config keys of the images model workloads run when this stack does not build them.
 IMAGE_KEYS: Final = {spec.name: spec.config_key for spec in PLATFORM_IMAGES}
 
 
-def images_needed(runtimes: Iterable[str], published: Iterable[str] = ()) -> set[str]:
+def images_needed(runtimes: Iterable[str], published: Iterable[str] = (), *, hub_gateway: bool = False) -> set[str]:
     """The platform images some workload runs: model-cache for any model (its init containers),
-    hf-server only when a model serves with it, plus those ``published`` for workloads outside the
-    stack (``publishImages``: app teams read them from the ``images`` output). Only these are built."""
+    hf-server only when a model serves with it, hub-gateway when the stack runs it, plus those
+    ``published`` for workloads outside the stack (``publishImages``: app teams read them from the
+    ``images`` output). Only these are built."""
     found = list(runtimes)
-    return ({"model-cache"} if found else set()) | ({"hf-server"} if "hf-server" in found else set()) | set(published)
+    needed = ({"model-cache"} if found else set()) | ({"hf-server"} if "hf-server" in found else set())
+    return needed | ({"hub-gateway"} if hub_gateway else set()) | set(published)
 
 
 def image_names() -> list[str]:

@@ -25,6 +25,7 @@ GPU_TOLERATIONS: Final = "gpuTolerations"  # list of k8s toleration dicts
 IMAGES: Final = "images"  # {image name: digest-pinned ref}
 MODELS: Final = "models"  # {model name: in-cluster service URL}
 TEAMS: Final = "teams"  # {team name: {"namespace": str, "models": {model name: in-cluster service URL}}}
+HUB_ENDPOINT: Final = "hubEndpoint"  # in-cluster URL of the hub-gateway (HF_ENDPOINT); null when it is off
 
 #: Every stack output of a stack with the default config, in the order the docs' table lists them.
 #: No kubeconfig among them: StackReference readers get every output, secret ones included, so
@@ -45,6 +46,7 @@ STACK_OUTPUTS: Final[tuple[str, ...]] = (
     IMAGES,
     MODELS,
     TEAMS,
+    HUB_ENDPOINT,
 )
 
 #: Outputs a stack exports only when a config key opts in: {output: config key}.

@@ -31,6 +31,7 @@ from components.config.types import (
     API_PORT,
     ClusterSettings,
     GitHubSettings,
+    HubGatewaySettings,
     ImageSettings,
     ModelSettings,
     PlatformSettings,
@@ -58,6 +59,13 @@ DAY_TWO_DEFAULTS: Final[Mapping[str, Any]] = {
     "gpuRuntimeClass": "nvidia",
     "promoteImagesFrom": "",
     "publishImages": [],
+}
+#: The hub-gateway (issue 15): on by default, one replica (prod runs two), the models' repos passed through.
+HUB_GATEWAY_DEFAULTS: Final[Mapping[str, Any]] = {
+    "hubGateway": True,
+    "hubGatewayReplicas": 1,
+    "hubGatewayAllowRepos": [],
+    "hubGatewayImage": "",
 }
 
 #: Defaults per key; ``Pulumi.yaml`` declares the same values (a test keeps them equal).
@@ -91,6 +99,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "exportAdminKubeconfig": False,
     "teams": [],
     **DAY_TWO_DEFAULTS,
+    **HUB_GATEWAY_DEFAULTS,
 }
 
 
@@ -273,11 +282,12 @@ def _images(r: ConfigReader, registry: RegistrySettings, pip_index: pulumi.Outpu
     return ImageSettings(build=build, repository=repository, platforms=platforms, pip_index=pip_index)
 
 
-def _model_images(r: ConfigReader, models: tuple[ModelSettings, ...], *, built: bool) -> dict[str, str]:
-    """``{image name: ref}`` from ``modelCacheImage``/``hfServerImage``: digest-pinned refs of images
-    built elsewhere (CI). Required when models need an image that this stack does not build."""
+def _model_images(r: ConfigReader, models: tuple[ModelSettings, ...], *, built: bool,
+                  hub_gateway: bool) -> dict[str, str]:
+    """``{image name: ref}`` from ``modelCacheImage``/``hfServerImage``/``hubGatewayImage``: digest-pinned
+    refs of images built elsewhere (CI). Required when a workload needs an image this stack does not build."""
     refs: dict[str, str] = {}
-    needed = images_needed(m.runtime for m in models)
+    needed = images_needed((m.runtime for m in models), hub_gateway=hub_gateway)
     for image, key in IMAGE_KEYS.items():
         ref = r.string(key)
         example = f"ghcr.io/<owner>/gpu-platform/{image}@sha256:<digest>"
@@ -287,9 +297,11 @@ def _model_images(r: ConfigReader, models: tuple[ModelSettings, ...], *, built: 
         elif ref:
             refs[image] = ref
         elif image in needed and not built:
-            r.problems.append(f"{PROJECT}:{key} is not set, but the models need the {image} image and "
-                              f"buildImages is false. Fix: pulumi config set {key} {example} (the digest CI "
-                              "pushed), or set buildImages true")
+            who = "the hub-gateway (hubGateway: true) runs" if image == "hub-gateway" else "the models need"
+            off = ", or pulumi config set hubGateway false" if image == "hub-gateway" else ""
+            r.problems.append(f"{PROJECT}:{key} is not set, but {who} the {image} image and this stack neither "
+                              f"builds nor promotes it. Fix: pulumi config set {key} {example} (the digest CI "
+                              f"pushed), or set buildImages true{off}")
     return refs
 
 
@@ -404,6 +416,22 @@ def _day_two(r: ConfigReader, cluster: ClusterSettings, images: ImageSettings, *
     )
 
 
+_HUB_REPO_PATTERN = re.compile(r"[A-Za-z0-9*?][A-Za-z0-9._*?-]*(/[A-Za-z0-9*?][A-Za-z0-9._*?-]*)?")
+
+
+def _hub_gateway(r: ConfigReader, models: tuple[ModelSettings, ...]) -> HubGatewaySettings:
+    """The hub-gateway's keys; its pass-through allow-list defaults to the models' own repos."""
+    enabled = r.flag("hubGateway")
+    replicas = r.integer("hubGatewayReplicas", 1, MAX_NODE_COUNT)
+    allow = r.strings("hubGatewayAllowRepos")
+    for pattern in allow:
+        if not _HUB_REPO_PATTERN.fullmatch(pattern):
+            r.fail("hubGatewayAllowRepos", pattern, "must be a Hub repo id or pattern (owner/name, gpt2, acme/*)",
+                   "pulumi config set --path 'hubGatewayAllowRepos[0]' acme/*")
+    return HubGatewaySettings(enabled=enabled, replicas=replicas,
+                              allow_repos=allow or tuple(dict.fromkeys(m.repo for m in models)))
+
+
 def load_settings(source: ConfigSource, *, project: str, stack: str) -> PlatformSettings:
     """Parse and validate every key; raise one :class:`SettingsError` listing all problems."""
     problems: list[str] = []
@@ -426,7 +454,9 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
                           environment=environment,
                           hf_token_set=hf_token is not None, problems=problems, project=PROJECT)
     cluster, images = _day_two(r, cluster, images, stack=stack)
-    model_images = _model_images(r, models, built=images.build or images.promote_from is not None)
+    hub_gateway = _hub_gateway(r, models)
+    model_images = _model_images(r, models, built=images.build or images.promote_from is not None,
+                                 hub_gateway=hub_gateway.enabled)
     teams = _teams(r, namespace)
     if problems:
         raise SettingsError(problems)
@@ -444,6 +474,7 @@ def load_settings(source: ConfigSource, *, project: str, stack: str) -> Platform
         model_images=model_images,
         hf_token=hf_token,
         teams=teams,
+        hub_gateway=hub_gateway,
         export_admin_kubeconfig=export_admin_kubeconfig,
     )
 

@@ -27,7 +27,9 @@ from components.config.types import TeamSettings
 #: Namespaces a team may never take: the cluster's own and the platform's.
 RESERVED_NAMESPACES: Final = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "gpu-operator"})
 MAX_NAME_LENGTH: Final = 40
-DEFAULTS: Final[dict[str, Any]] = {"namespace": None, "models": []}
+DEFAULTS: Final[dict[str, Any]] = {"namespace": None, "models": [], "hubWrite": [], "hubDelete": []}
+#: A Hub namespace or repo pattern a team may write or delete through the hub-gateway (fnmatch).
+_HUB_PATTERN = re.compile(r"[A-Za-z0-9*?][A-Za-z0-9._*?-]*(/[A-Za-z0-9*?][A-Za-z0-9._*?-]*)?")
 FIELDS: Final = ("name", "repository", *DEFAULTS)
 
 
@@ -122,8 +124,20 @@ def _parse_entry(e: ConfigReader, raw: dict[str, Any], i: int, models: tuple[str
 
     if e.failed:
         return None
+    hub_write = e.strings("hubWrite")
+    hub_delete = e.strings("hubDelete")
+    for field, patterns, example in (("hubWrite", hub_write, "acme-search"),
+                                     ("hubDelete", hub_delete, "acme-search/scratch-*")):
+        for pattern in patterns:
+            if not _HUB_PATTERN.fullmatch(pattern) or (field == "hubWrite" and "/" in pattern):
+                what = "a Hub user or organisation (pattern)" if field == "hubWrite" else "a repo id pattern owner/name"
+                e.fail(field, pattern, f"must be {what} for the hub-gateway (letters, digits, '.', '_', '-', '*', '?')",
+                       f"set teams[{i}].{field} to e.g. [{example!r}]")
+    if hub_delete and not hub_write:
+        e.fail("hubDelete", list(hub_delete), "deleting through the hub-gateway needs write rights too",
+               f"add the repos' namespace to teams[{i}].hubWrite")
     return TeamSettings(name=name, namespace=namespace, owner=owner, repository=repository,
-                        models=tuple(dict.fromkeys(allowed)))
+                        models=tuple(dict.fromkeys(allowed)), hub_write=hub_write, hub_delete=hub_delete)
 
 
 def _check_namespace(e: ConfigReader, i: int, namespace: object, model_namespace: str,

@@ -128,10 +128,24 @@ class TeamSettings:
     """The repository's name (not owner/name): it gets the Actions secret KUBECONFIG."""
     models: tuple[str, ...] = ()
     """Names of ``models`` entries the team's namespace may call; every other model is unreachable."""
+    hub_write: tuple[str, ...] = ()
+    """Hub namespaces (fnmatch patterns) the team may create repos in / change through the hub-gateway."""
+    hub_delete: tuple[str, ...] = ()
+    """Repo id patterns the team may delete through the hub-gateway (e.g. ``acme-search/scratch-*``)."""
 
     @property
     def slug(self) -> str:
         return f"{self.owner}/{self.repository}"
+
+
+@dataclass(frozen=True)
+class HubGatewaySettings:
+    """The in-cluster Hub API proxy and mirror (docs/hub-gateway.md)."""
+
+    enabled: bool = True
+    replicas: int = 1
+    allow_repos: tuple[str, ...] = ()
+    """Repos passed through to the Hub when the bucket does not cache them (default: the models' repos)."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +164,7 @@ class PlatformSettings:
     """Image refs (``modelCacheImage``, ``hfServerImage``) used when this stack does not build them."""
     hf_token: pulumi.Output[str] | None = field(default=None, compare=False, repr=False)
     teams: tuple[TeamSettings, ...] = ()
+    hub_gateway: HubGatewaySettings = field(default_factory=HubGatewaySettings)
     export_admin_kubeconfig: bool = False
     """Export the admin kubeconfig as the secret stack output ``kubeconfig`` (opt-in; never for app teams)."""
 

@@ -13,22 +13,27 @@ JOB = "kubernetes:batch/v1:Job"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
+def model_deployments(plan: PlanResult) -> list:
+    """The models' Deployments (the plan also holds the hub-gateway's, which runs no GPU work)."""
+    return [d for d in plan.by_type(DEPLOYMENT) if d.name.startswith("model-")]
+
+
 def smoke_job(plan: PlanResult):
     return plan.one(JOB, "gpu-smoke-job")
 
 
 def test_gpu_pods_get_the_runtime_class_and_cpu_only_pods_do_not(stack_plan, plan_with) -> None:
     plan = stack_plan("dev")
-    [deployment] = plan.by_type(DEPLOYMENT)
+    [deployment] = model_deployments(plan)
     assert deployment.inputs["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
     warm = plan.one(JOB, "model-qwen-small-warm")  # ensure only: no GPU, no NVIDIA runtime needed
     assert "runtimeClassName" not in warm.inputs["spec"]["template"]["spec"]
     custom = plan_with("dev", gpuRuntimeClass="nvidia-cdi")
-    assert custom.by_type(DEPLOYMENT)[0].inputs["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia-cdi"
+    assert model_deployments(custom)[0].inputs["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia-cdi"
     release = custom.one("kubernetes:helm.sh/v3:Release")
     assert release.inputs["values"]["validator"]["cuda"]["runtimeClassName"] == "nvidia-cdi"
     none = plan_with("dev", gpuRuntimeClass="")
-    assert "runtimeClassName" not in none.by_type(DEPLOYMENT)[0].inputs["spec"]["template"]["spec"]
+    assert "runtimeClassName" not in model_deployments(none)[0].inputs["spec"]["template"]["spec"]
 
 
 @pytest.mark.parametrize(("stack", "nodes"), [("dev", 1), ("prod", 2)])
@@ -58,7 +63,8 @@ def test_smoke_job_runs_nvidia_smi_once_on_every_gpu_node_bounded(stack_plan, st
 def test_every_model_deployment_waits_for_the_smoke_job(stack_plan) -> None:
     plan = stack_plan("prod")
     job = smoke_job(plan)
-    for deployment in plan.by_type(DEPLOYMENT):
+    assert model_deployments(plan)
+    for deployment in model_deployments(plan):
         assert job.urn in deployment.dependencies, deployment.name
 
 
@@ -70,7 +76,7 @@ def test_new_gpu_node_replaces_the_smoke_job_so_it_runs_again(stack_plan, plan_w
 
 
 def test_no_models_no_smoke_job(plan_with) -> None:
-    assert not plan_with("dev", models=[], teams=[], buildImages=False).by_type(JOB)
+    assert not plan_with("dev", models=[], teams=[], buildImages=False, hubGateway=False).by_type(JOB)
 
 
 def _run_script(tmp_path, nvidia_smi: str | None, expected: int) -> subprocess.CompletedProcess[str]:

@@ -304,7 +304,7 @@ def test_generated_names_fit_kubernetes_limits() -> None:
 
 def test_deployment_waits_for_what_the_component_depends_on(stack_plan) -> None:
     plan = stack_plan("dev")
-    [deployment] = plan.by_type("kubernetes:apps/v1:Deployment")
+    deployment = plan.one("kubernetes:apps/v1:Deployment", "model-qwen-small-server")
     names = {urn.rsplit("::", 1)[-1] for urn in deployment.dependencies}
     assert {"gpu-gpu-operator", "model-qwen-small-warm"} <= names
 

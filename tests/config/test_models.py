@@ -21,6 +21,7 @@ PROD = {"environment": "prod", "apiAllowedCidrs": ["198.51.100.0/24"]}
 
 def load(models: Any, base: dict[str, Any] | None = None, secrets: dict[str, str] | None = None):
     values = {"modelCacheImage": CACHE_IMAGE, "hfServerImage": HF_IMAGE, **(base or {}), "models": models}
+    # load_values adds the pinned hub-gateway image (the gateway is on by default).
     return load_values(values, secrets)
 
 
@@ -246,12 +247,13 @@ def test_quantities(text: str, value: float) -> None:
 
 
 def test_images_come_from_config_when_not_built() -> None:
-    settings = load([entry(runtime="hf-server")])
+    settings = load([entry(runtime="hf-server")], {"hubGateway": False, "hubGatewayImage": None})
     assert settings.model_images == {"model-cache": CACHE_IMAGE, "hf-server": HF_IMAGE}
     assert "modelCacheImage is not set" in only_problem([entry()], {"modelCacheImage": None})
     assert "hfServerImage is not set" in only_problem([entry(runtime="hf-server")], {"hfServerImage": None})
     assert load([entry()], {"hfServerImage": None}).models  # vllm models need no hf-server image
-    assert load([], {"modelCacheImage": None}).model_images == {"hf-server": HF_IMAGE}
+    assert load([], {"modelCacheImage": None, "hubGateway": False, "hubGatewayImage": None}).model_images == {
+        "hf-server": HF_IMAGE}
 
 
 @pytest.mark.parametrize("ref", ["ghcr.io/acme/model-cache:latest", "model-cache@sha256:abc",

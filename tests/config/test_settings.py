@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_make_a_valid_dev_stack() -> None:
-    settings = load({})
+    settings = load({})  # with a pinned hub-gateway image: the only image a stack without models runs
     assert settings.environment == "dev"
     assert settings.cluster.region == "LON1"
     assert settings.cluster.gpu_size.is_gpu
@@ -167,6 +167,15 @@ def test_day_two_defaults_and_values() -> None:
 
 def test_promoted_images_need_no_image_keys() -> None:
     models = [{"name": "qwen", "repo": "Qwen/Qwen2.5-0.5B-Instruct"}]
-    promoted = load({"models": models, "promoteImagesFrom": "acme/gpu-platform/dev"})
+    promoted = load({"models": models, "promoteImagesFrom": "acme/gpu-platform/dev", "hubGatewayImage": None})
     assert promoted.images.promote_from == "acme/gpu-platform/dev" and promoted.model_images == {}
     assert any("modelCacheImage is not set" in p for p in problems_of({"models": models}))
+
+
+def test_the_hub_gateway_needs_an_image_source_like_every_image() -> None:
+    problems = problems_of({"hubGatewayImage": None})
+    assert len(problems) == 1 and problems[0].startswith("gpu-platform:hubGatewayImage is not set")
+    assert "set buildImages true" in problems[0]
+    assert load({"hubGatewayImage": None, "hubGateway": False}).hub_gateway.enabled is False
+    settings = load({"hubGatewayReplicas": 2, "hubGatewayAllowRepos": ["acme/*", "gpt2"]})
+    assert settings.hub_gateway.replicas == 2 and settings.hub_gateway.allow_repos == ("acme/*", "gpt2")

@@ -48,6 +48,12 @@ def mutate(plan: PlanResult, type_token: str, name: str, change: Callable[[dict[
     return [copied if r is target else r for r in plan.resources], copied
 
 
+def model_deployment(plan: PlanResult) -> ResourceRecord:
+    """The stack's one model Deployment (the hub-gateway has its own)."""
+    [found] = [r for r in plan.by_type(DEPLOYMENT) if r.name.startswith("model-")]
+    return found
+
+
 def without(plan: PlanResult, type_token: str, name: str) -> list[ResourceRecord]:
     target = plan.one(type_token, name)
     return [r for r in plan.resources if r is not target]
@@ -298,12 +304,12 @@ def test_host_path_only_for_model_cache__node_cache_from_settings_passes(plan_wi
     models = copy.deepcopy(_dev_models())
     models[0].update(cache="hostPath", hostPath="/var/lib/gpu-platform/models")
     plan = plan_with("dev", models=models)
-    volumes = pod_spec(plan.one(DEPLOYMENT).inputs)["volumes"]
+    volumes = pod_spec(model_deployment(plan).inputs)["volumes"]
     assert {"name": "models", "hostPath": {"path": "/var/lib/gpu-platform/models", "type": "Directory"}} in volumes
     assert run_policy(POLICIES["host-path-only-for-model-cache"], plan) == []
     assert [f.policy for f in run_all(plan) if f.level == EnforcementLevel.MANDATORY] == []
     # The same volume on a workload that is not a model is refused.
-    records, target = mutate(plan, DEPLOYMENT, plan.one(DEPLOYMENT).name,
+    records, target = mutate(plan, DEPLOYMENT, model_deployment(plan).name,
                              lambda p: p["spec"]["template"]["metadata"]["labels"].pop("gpu-platform/model"))
     assert_only(run_policy(POLICIES["host-path-only-for-model-cache"], plan, records=records),
                 "host-path-only-for-model-cache", target, "'/var/lib/gpu-platform/models'")
@@ -331,7 +337,7 @@ def test_requests_and_limits__missing_limits(stack_plan: Callable[[str], PlanRes
 
 def test_pdb_for_replicated_deployments__missing(stack_plan: Callable[[str], PlanResult]) -> None:
     plan = stack_plan("prod")
-    target = plan.one(DEPLOYMENT)
+    target = model_deployment(plan)
     assert target.inputs["spec"]["replicas"] == 2
     records = without(plan, "kubernetes:policy/v1:PodDisruptionBudget", "model-qwen3-8b-pdb")
     assert_only(run_policy(POLICIES["pdb-for-replicated-deployments"], plan, records=records),
@@ -428,6 +434,6 @@ def test_defaults_match_the_program(stack_plan: Callable[[str], PlanResult]) -> 
     assert [(t["key"], t["effect"]) for t in taints] == [(gpu["gpuTaint"]["key"], gpu["gpuTaint"]["effect"])]
     host_path = settings(POLICIES["host-path-only-for-model-cache"].config_schema, None)
     assert tuple(host_path["allowedRoots"]) == HOST_PATH_ROOTS
-    assert host_path["modelLabel"] in plan.one(DEPLOYMENT).inputs["spec"]["template"]["metadata"]["labels"]
+    assert host_path["modelLabel"] in model_deployment(plan).inputs["spec"]["template"]["metadata"]["labels"]
     namespaces = settings(POLICIES["containers-hardened"].config_schema, None)["namespaces"]
     assert plan.raw_outputs["modelNamespace"] in namespaces

@@ -141,12 +141,14 @@ def test_a_change_inside_model_cache_changes_only_its_digest(plan_with, tmp_path
     before, after = base.raw_outputs[contract.IMAGES], head.raw_outputs[contract.IMAGES]
     assert after["model-cache"] != before["model-cache"]
     assert after["hf-server"] == before["hf-server"]
+    # The hub-gateway installs model-cache (it reads the bucket's layout with it): it changes too.
+    assert after["hub-gateway"] != before["hub-gateway"]
     diff = diff_of("dev", base, head)
-    assert names(diff, "updated", IMAGE) == ["model-cache-image"]
+    assert names(diff, "updated", IMAGE) == ["hub-gateway-image", "model-cache-image"]
     tags = {c.name: c for c in diff.changes}["model-cache-image"].inputs
     assert {path for path, _, _ in tags} == {"labels.org.opencontainers.image.revision", "tags"}
     # model-cache runs in both models' init containers and the smoke test.
-    assert [name for name, _ in diff.rolls] == ["model-alpha-server", "model-beta-server"]
+    assert [name for name, _ in diff.rolls] == ["hub-gateway-deployment", "model-alpha-server", "model-beta-server"]
 
 
 def test_prod_builds_nothing_and_runs_the_digests_dev_built(stack_plan) -> None:
@@ -158,7 +160,7 @@ def test_prod_builds_nothing_and_runs_the_digests_dev_built(stack_plan) -> None:
     promoted = dev.raw_outputs[contract.IMAGES]["model-cache"]
     # Exactly dev's digests: model-cache for its models, hf-server published for app teams.
     assert prod.raw_outputs[contract.IMAGES] == dev.raw_outputs[contract.IMAGES]
-    assert set(prod.raw_outputs[contract.IMAGES]) == {"model-cache", "hf-server"}
+    assert set(prod.raw_outputs[contract.IMAGES]) == {"model-cache", "hf-server", "hub-gateway"}
     images = [c["image"] for m in prod.manifests() if m["kind"] in ("Deployment", "Job")
               for c in m["spec"]["template"]["spec"].get("initContainers", []) + m["spec"]["template"]["spec"]["containers"]
               if "model-cache" in c["image"]]

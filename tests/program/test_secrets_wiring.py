@@ -120,12 +120,13 @@ def test_store_configmap_has_the_non_secret_settings(plans) -> None:
 
 #: A digest-pinned ref as CI would hand to a stack that does not build images itself.
 DIGEST_REF = "ghcr.io/acme/gpu-platform/model-cache@sha256:" + "1" * 64
+GATEWAY_REF = "ghcr.io/acme/gpu-platform/hub-gateway@sha256:" + "3" * 64
 
 
 def test_no_token_and_no_registry_login_means_no_such_secrets(plans) -> None:
     plan = run_plan("dev", overrides={"githubRepository": None, "githubEnvironments": None,
                                       "registryUsername": None, "buildImages": False, "teams": [],
-                                      "modelCacheImage": DIGEST_REF}, secrets={})
+                                      "modelCacheImage": DIGEST_REF, "hubGateway": False}, secrets={})
     names = {r.name for r in plan.by_type(SECRET)}
     assert names == {"platform-s3"}
     assert plan.raw_outputs[contract.HF_TOKEN_SECRET] is None
@@ -142,7 +143,8 @@ def test_rendered_manifests_and_the_printed_plan_hold_no_plaintext(plans, stack:
                    base64.b64encode(f"acme-bot:{CANARY_REGISTRY}".encode()).decode()):
         assert secret not in rendered
     secrets = [m for m in plan.manifests() if m["kind"] == "Secret" and m["type"] != SA_TOKEN]
-    assert len(secrets) == 3
+    # S3, HF token, registry pull; the hub-gateway's callers document and the team's gateway token.
+    assert len(secrets) == 5
     for manifest in secrets:
         assert set(manifest["stringData"].values()) == {"[secret]"}
     # A team's token Secret is filled in by the cluster: the platform never writes a token into it.
@@ -192,7 +194,7 @@ def test_repository_level_values_belong_to_prod_only(plans) -> None:
 def test_images_get_the_index_as_a_buildkit_secret_and_never_the_hf_token(plans) -> None:
     plan = plans("dev", buildImages=True, **WITH_HF_SERVER)
     images = plan.by_type(IMAGE)
-    assert sorted(r.name for r in images) == ["hf-server-image", "model-cache-image"]
+    assert sorted(r.name for r in images) == ["hf-server-image", "hub-gateway-image", "model-cache-image"]
     for image in images:
         inputs = image.inputs
         assert is_rpc_secret(inputs["secrets"])
@@ -222,19 +224,21 @@ def test_images_push_with_registry_cache_labels_and_no_preview_build(plans) -> N
         assert inputs["platforms"] == ["linux/amd64"]
         assert inputs["labels"]["org.opencontainers.image.source"] == "https://github.com/acme/gpu-platform"
         assert "org.opencontainers.image.revision" in inputs["labels"]
-        assert inputs["context"]["location"] == f"images/{name}"
+        # The hub-gateway's context is images/: it installs model-cache too.
+        assert inputs["context"]["location"] == ("images" if name == "hub-gateway" else f"images/{name}")
     refs = plan.raw_outputs[contract.IMAGES]
-    assert set(refs) == {"model-cache", "hf-server"}
+    assert set(refs) == {"model-cache", "hf-server", "hub-gateway"}
     for name, ref in refs.items():
         assert ref.startswith(f"ghcr.io/acme/gpu-platform/{name}@sha256:")
     assert contract.IMAGES not in plan.secret_outputs
 
 
 def test_without_build_images_the_images_output_is_the_configured_refs(plans) -> None:
-    plan = plans("dev", buildImages=False, modelCacheImage=DIGEST_REF)
+    plan = plans("dev", buildImages=False, modelCacheImage=DIGEST_REF, hubGatewayImage=GATEWAY_REF)
     assert not plan.by_type(IMAGE)
-    assert plan.raw_outputs[contract.IMAGES] == {"model-cache": DIGEST_REF}
-    bare = run_plan("dev", overrides={"models": [], "teams": [], "buildImages": False}, secrets=CANARIES)
+    assert plan.raw_outputs[contract.IMAGES] == {"model-cache": DIGEST_REF, "hub-gateway": GATEWAY_REF}
+    bare = run_plan("dev", overrides={"models": [], "teams": [], "buildImages": False, "hubGateway": False},
+                    secrets=CANARIES)
     assert bare.raw_outputs[contract.IMAGES] == {}
 
 

@@ -37,9 +37,15 @@ class DictConfig:
         return key in self.secrets
 
 
+#: A hub-gateway image CI built: the gateway is on by default, and a stack that neither builds nor
+#: promotes images pins each image it runs. Tests pass ``hubGatewayImage: None`` to leave it out.
+GATEWAY_IMAGE = "ghcr.io/acme/gpu-platform/hub-gateway@sha256:" + "3" * 64
+
+
 def load(values: dict[str, Any], secrets: dict[str, str] | None = None) -> PlatformSettings:
-    """Settings of a stack named ``test`` with these values."""
-    return load_settings(DictConfig(values, secrets), project="gpu-platform", stack="test")
+    """Settings of a stack named ``test`` with these values (and a pinned hub-gateway image)."""
+    return load_settings(DictConfig({"hubGatewayImage": GATEWAY_IMAGE, **values}, secrets), project="gpu-platform",
+                         stack="test")
 
 
 def problems_of(values: dict[str, Any], secrets: dict[str, str] | None = None) -> list[str]:
