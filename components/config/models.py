@@ -41,7 +41,6 @@ from decimal import Decimal
 from typing import Any, Final
 
 from components.config import catalog
-from components.config.patterns import DNS_1035
 from components.config.reader import UNSET, ConfigReader, is_number, show
 from components.config.types import ModelSettings
 
@@ -129,24 +128,9 @@ def parse_models(raw: Any, *, gpu_node_size: str, gpu_node_count: int, environme
 def _parse_entry(e: ConfigReader, raw: dict[str, Any], i: int, size: catalog.NodeSize | None,
                  gpu_node_size: str, environment: str, hf_token_set: bool,
                  seen: dict[str, int]) -> ModelSettings | None:
-    for key, value in raw.items():
-        if key not in FIELDS:
-            e.fail(key, value, f"unknown field; known fields: {', '.join(FIELDS)}",
-                   f"remove models[{i}].{key} or correct its spelling")
-
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        e.fail("name", name, "is required", f"set models[{i}].name, e.g. qwen-small")
-        name = f"model-{i}"
-    elif not DNS_1035.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
-        e.fail("name", name, f"must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters (lower-case "
-               "letters, digits and '-', starting with a letter): it names the Service and its URL",
-               f"set models[{i}].name to e.g. {suggest_name(name)}")
-    elif name in seen:
-        e.fail("name", name, f"duplicates models[{seen[name]}].name; each model needs its own Service",
-               f"rename models[{i}]")
-    else:
-        seen[name] = i
+    e.refuse_unknown(raw, FIELDS)
+    name = e.entry_name(raw, seen, max_length=MAX_NAME_LENGTH, names_what="the Service and its URL",
+                        example="qwen-small")
 
     repo = raw.get("repo")
     if not isinstance(repo, str) or not repo:
@@ -305,9 +289,3 @@ def _repo_problem(repo: str) -> str | None:
         return "owner and name may use letters, digits, '-', '_' and '.' only"
     return None
 
-
-def suggest_name(name: str) -> str:
-    """A valid DNS-1035 name of at most MAX_NAME_LENGTH characters close to ``name``."""
-    cleaned = re.sub(r"[^a-z0-9-]+", "-", name.lower())
-    cleaned = re.sub(r"^[^a-z]+", "", cleaned)[:MAX_NAME_LENGTH].strip("-")
-    return cleaned or "model"

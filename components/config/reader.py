@@ -11,9 +11,11 @@ Each problem names where it is, the value, what is allowed and the fix::
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -66,6 +68,8 @@ class ConfigReader:
         self._set_hint = set_hint
         self._list_hint = list_hint
         self._split_commas = split_commas
+        self.where = ""
+        """``models[3]`` for a list entry (how its fixes name it); empty for the stack's own keys."""
         self.failed_keys: set[str] = set()
 
     # ---- construction ------------------------------------------------------------------------
@@ -105,11 +109,13 @@ class ConfigReader:
         name = raw.get("name")
         scope = f"{list_key}[{index}]" + (f" (name {name!r})" if isinstance(name, str) and name else "")
         where = f"{list_key}[{index}]"
-        return cls(lookup=lambda key: raw.get(key, UNSET), defaults=defaults, problems=problems,
-                   project=project, scope=scope,
-                   set_hint=lambda key, example: f"set {where}.{key} to {example}",
-                   list_hint=lambda key: f"write {where}.{key} as a YAML list, e.g. [\"a\", \"b\"]",
-                   split_commas=False)
+        reader = cls(lookup=lambda key: raw.get(key, UNSET), defaults=defaults, problems=problems,
+                     project=project, scope=scope,
+                     set_hint=lambda key, example: f"set {where}.{key} to {example}",
+                     list_hint=lambda key: f"write {where}.{key} as a YAML list, e.g. [\"a\", \"b\"]",
+                     split_commas=False)
+        reader.where = where
+        return reader
 
     # ---- reporting -----------------------------------------------------------------------------
 
@@ -196,6 +202,47 @@ class ConfigReader:
             return tuple(self._default(key, ()))
         return tuple(value)
 
+    def members(self, key: str, allowed: Sequence[str]) -> tuple[str, ...]:
+        """A list whose every item must be one of ``allowed``; returns the items that are."""
+        values = self.strings(key)
+        for value in values:
+            if value not in allowed:
+                self.fail(key, value, f"must be one of {', '.join(allowed)}",
+                          f"pulumi config set --path '{key}[0]' {allowed[0]}")
+        return tuple(v for v in values if v in allowed)
+
+    # ---- list entries ----------------------------------------------------------------------------
+
+    def refuse_unknown(self, raw: Mapping[str, Any], known: Sequence[str]) -> None:
+        """Every field of an entry that is not a known one, with the closest known name."""
+        for key, value in raw.items():
+            if key not in known:
+                close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.fail(key, value, f"unknown field{hint}; known fields: {', '.join(known)}",
+                          f"remove {self.where}.{key} or correct its spelling")
+
+    def entry_name(self, raw: Mapping[str, Any], seen: dict[str, int], *, max_length: int, names_what: str,
+                   example: str) -> str:
+        """The entry's ``name``: required, a DNS-1035 label of at most ``max_length``, unique in the list."""
+        from components.config.patterns import DNS_1035  # patterns imports nothing from here
+
+        name = raw.get("name")
+        list_key = self.where.split("[", 1)[0]
+        if not isinstance(name, str) or not name:
+            self.fail("name", name, "is required", f"set {self.where}.name, e.g. {example}")
+            return self.where.replace("[", "-").rstrip("]")
+        if not DNS_1035.fullmatch(name) or len(name) > max_length:
+            self.fail("name", name, f"must be a DNS-1035 label of at most {max_length} characters (lower-case "
+                      f"letters, digits and '-', starting with a letter): it names {names_what}",
+                      f"set {self.where}.name to e.g. {suggest_name(name, max_length, example)}")
+        elif name in seen:
+            self.fail("name", name, f"duplicates {list_key}[{seen[name]}].name; each needs its own name",
+                      f"rename {self.where}")
+        else:
+            seen[name] = int(self.where.split("[", 1)[1].rstrip("]"))
+        return name
+
     def quantity(self, key: str, low: Decimal, high: Decimal, example: str, what: str) -> tuple[str, Decimal]:
         """A Kubernetes quantity (``4``, ``500m``, ``32Gi``) within ``[low, high]`` base units."""
         value = self.get(key)
@@ -212,3 +259,10 @@ class ConfigReader:
         if not low <= amount <= high:
             self.fail(key, value, what, self.how_to_set(key, "a value within that bound"))
         return text, amount
+
+
+def suggest_name(name: str, max_length: int, fallback: str) -> str:
+    """A valid DNS-1035 name of at most ``max_length`` characters close to ``name``."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", name.lower())
+    cleaned = re.sub(r"^[^a-z]+", "", cleaned)[:max_length].strip("-")
+    return cleaned or fallback

@@ -274,11 +274,7 @@ def _images(r: ConfigReader, registry: RegistrySettings, pip_index: pulumi.Outpu
                    f"buildImages is true, so pushing to {registry.server} needs registryUsername and a secret "
                    "registryPassword",
                    "pulumi config set registryUsername <user> && pulumi config set --secret registryPassword <token>")
-    platforms = r.strings("imagePlatforms")
-    for platform in platforms:
-        if platform not in PLATFORMS:
-            r.fail("imagePlatforms", platform, f"must be one of {', '.join(PLATFORMS)}",
-                   "pulumi config set --path 'imagePlatforms[0]' linux/amd64")
+    platforms = r.members("imagePlatforms", PLATFORMS)
     return ImageSettings(build=build, repository=repository, platforms=platforms, pip_index=pip_index)
 
 
@@ -403,16 +399,12 @@ def _day_two(r: ConfigReader, cluster: ClusterSettings, images: ImageSettings, *
             r.fail("promoteImagesFrom", promote, "cannot be combined with buildImages true: a stack either builds "
                    "its images or runs the digests another stack built (build once, promote)",
                    "pulumi config set buildImages false (or pulumi config rm promoteImagesFrom)")
-    publish = r.strings("publishImages")
-    for name in publish:
-        if name not in IMAGE_KEYS:
-            r.fail("publishImages", name, f"not a platform image; platform images: {', '.join(IMAGE_KEYS)}",
-                   "pulumi config set --path 'publishImages[0]' hf-server")
+    publish = r.members("publishImages", tuple(IMAGE_KEYS))
     return (
         dataclasses.replace(cluster, gpu_first_pool_node_count=min(first, cluster.gpu_node_count),
                             gpu_runtime_class=runtime_class or None),
         dataclasses.replace(images, promote_from=promote or None,
-                            publish=tuple(n for n in publish if n in IMAGE_KEYS)),
+                            publish=publish),
     )
 
 

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final
 
-from components.config.patterns import DNS_1035, DNS_LABEL, github_repository_problem
+from components.config.patterns import DNS_LABEL, github_repository_problem
 from components.config.reader import ConfigReader, show
 from components.config.types import TeamSettings
 
@@ -72,23 +72,8 @@ def parse_teams(raw: Any, *, model_names: Iterable[str], model_namespace: str, p
 def _parse_entry(e: ConfigReader, raw: dict[str, Any], i: int, models: tuple[str, ...], model_namespace: str,
                  names: dict[str, int], namespaces: dict[str, int],
                  repositories: dict[str, int]) -> TeamSettings | None:
-    for key, value in raw.items():
-        if key not in FIELDS:
-            e.fail(key, value, f"unknown field{did_you_mean(key, FIELDS)}; known fields: {', '.join(FIELDS)}",
-                   f"remove teams[{i}].{key} or correct its spelling")
-
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        e.fail("name", name, "is required", f"set teams[{i}].name, e.g. search")
-        name = f"team-{i}"
-    elif not DNS_1035.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
-        e.fail("name", name, f"must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters (lower-case "
-               "letters, digits and '-', starting with a letter): it names the team's objects",
-               f"set teams[{i}].name to e.g. {re.sub(r'[^a-z0-9-]+', '-', name.lower()).strip('-') or 'team'}")
-    elif name in names:
-        e.fail("name", name, f"duplicates teams[{names[name]}].name", f"rename teams[{i}]")
-    else:
-        names[name] = i
+    e.refuse_unknown(raw, FIELDS)
+    name = e.entry_name(raw, names, max_length=MAX_NAME_LENGTH, names_what="the team's objects", example="search")
 
     namespace = e.get("namespace")
     if namespace is None:

@@ -10,7 +10,7 @@ from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 from components.app_team import team_network_policy_spec
 from components.config.types import TeamSettings
 from components.hub_callers import TEAM_SECRET_NAME, HubCallers, HubCallersArgs, callers_document
-from tests.support.mocks import is_secret, register, resolve
+from tests.support.mocks import is_secret, record_secret_data, register, resolve
 
 SEARCH = TeamSettings(name="search", namespace="team-search", owner="acme", repository="search-app",
                       models=("qwen-small",), hub_write=("acme-search",), hub_delete=("acme-search/scratch-*",))
@@ -50,14 +50,7 @@ def test_the_component_marks_the_tokens_secret_itself(monkeypatch) -> None:
     """The mock returns RandomPassword.result plain (the engine's marking is not mocked)."""
     from components import hub_callers
 
-    built: list[dict] = []
-    real_secret = hub_callers.k8s.core.v1.Secret
-
-    def recording_secret(name: str, **kwargs):
-        built.append(kwargs["string_data"])
-        return real_secret(name, **kwargs)
-
-    monkeypatch.setattr(hub_callers.k8s.core.v1, "Secret", recording_secret)
+    built = record_secret_data(monkeypatch, hub_callers)
     _register()
     assert len(built) == 3
     for data in built:

@@ -21,7 +21,7 @@ from components.images import (
     validate,
 )
 from components.model_namespace import ModelNamespace, ModelNamespaceArgs, dockerconfigjson
-from tests.support.mocks import fresh_monitor, is_secret, register_in
+from tests.support.mocks import fresh_monitor, is_secret, record_secret_data, register_in
 
 
 @pytest.fixture
@@ -175,14 +175,7 @@ def test_model_namespace_wraps_every_credential_it_builds_itself(monitor, monkey
     wrapping of ``stringData`` must not be what keeps a plain credential out of the state."""
     from components import model_namespace
 
-    built: list[dict] = []
-    real_secret = model_namespace.k8s.core.v1.Secret
-
-    def recording_secret(name: str, **kwargs):
-        built.append(kwargs["string_data"])
-        return real_secret(name, **kwargs)
-
-    monkeypatch.setattr(model_namespace.k8s.core.v1, "Secret", recording_secret)
+    built = record_secret_data(monkeypatch, model_namespace)
     # Plain inputs, as a caller might pass them: the component's wrapping is all that protects them.
     register_in(monitor, lambda: ModelNamespace("unit", ModelNamespaceArgs(
         namespace="models", bucket="b", endpoint="https://e", prefix="models/", access_key_id="AKID",

@@ -145,7 +145,7 @@ def test_committed_stack_files_are_valid(stack: str) -> None:
         ({"gpuFirstPoolNodeCount": 3, "gpuNodeCount": 2}, "gpuFirstPoolNodeCount", "cannot hold more nodes"),
         ({"gpuFirstPoolNodeCount": 0}, "gpuFirstPoolNodeCount", "between 1 and 20"),
         ({"gpuRuntimeClass": "NVIDIA_runtime"}, "gpuRuntimeClass", "must be a RuntimeClass name"),
-        ({"publishImages": ["vllm"]}, "publishImages", "not a platform image; platform images: model-cache, hf-server"),
+        ({"publishImages": ["vllm"]}, "publishImages", "must be one of model-cache, hf-server"),
     ],
 )
 def test_day_two_keys_are_checked_with_a_fix(values: dict[str, Any], key: str, needle: str) -> None:

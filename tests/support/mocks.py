@@ -43,3 +43,17 @@ def resolve(output: Any) -> Any:
 
 def is_secret(output: Any) -> bool:
     return bool(_sync_await(pulumi.Output.from_input(output).is_secret()))
+
+
+def record_secret_data(monkeypatch: Any, module: Any) -> list[dict]:
+    """What a component hands to ``k8s.core.v1.Secret`` as ``string_data``, recorded before
+    pulumi-kubernetes wraps it: so a test sees the component's own secrecy, not the SDK's."""
+    built: list[dict] = []
+    real_secret = module.k8s.core.v1.Secret
+
+    def recording_secret(name: str, **kwargs: Any) -> Any:
+        built.append(kwargs["string_data"])
+        return real_secret(name, **kwargs)
+
+    monkeypatch.setattr(module.k8s.core.v1, "Secret", recording_secret)
+    return built
