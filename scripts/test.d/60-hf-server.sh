@@ -6,7 +6,7 @@
 # report: COVERAGE_FILE=.coverage-hf .venv-hf/bin/python -m coverage html -d out/coverage-hf
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-HF_SERVER_FLOOR=90
+HF_SERVER_FLOOR=90  # measured 91.6% (832 statements) on 2026-11-29; headroom for timing-dependent paths
 [ -x .venv-hf/bin/python ] || bash scripts/setup.d/30-hf-server.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_SERVER_TESTS=1 COVERAGE_FILE=.coverage-hf
 rm -f .coverage-hf .coverage-hf.*
