@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Mutation testing with mutmut (issue 20): does a deliberate one-line bug in the modules that hold the
+# platform's guarantees make a test fail?  Slow (seconds per mutant), so not part of `make test`.
+#
+#   scripts/mutation.sh [TARGET [MUTANT-GLOB...]]
+#
+# TARGET is one of
+#   components   components/config/{settings,reader}.py, components/{images,model_namespace,cluster}.py
+#                against tests/config + tests/components (the [tool.mutmut] table of pyproject.toml)
+#   model-cache  model_cache.{restore,lease,ensure} against tests/model_cache
+#   hf-server    hf_server.engine (the request queue) against tests/hf_server, in a driver venv
+#                (.venv-mut-hf) that layers mutmut over /work/main/.venv-hf's torch and transformers
+#   all          the three in turn (default)
+# MUTANT-GLOB narrows the run, e.g. 'components.images.x_credential_like*' or 'model_cache.lease.*'.
+#
+# Each target runs in its own copy of the tree, out/mutation/<target>/ (ignored by git), so a run never
+# writes mutants/ into the checkout and an edit made while it runs does not change what it measures.
+# mutmut caches verdicts in that copy's mutants/: a rerun only tests mutants whose function changed.
+# Results: out/mutation/<target>/mutants/mutmut-cicd-stats.json and `results.txt` next to it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+TARGET=${1:-all}
+shift || true
+JOBS=${MUTATION_JOBS:-2}
+
+if [ "$TARGET" = all ]; then
+  status=0
+  for t in components model-cache hf-server; do bash "$0" "$t" "$@" || status=1; done
+  exit $status
+fi
+
+[ -x .venv/bin/python ] || bash scripts/setup.sh --core
+uv sync --frozen --quiet --group mutation
+
+WORK=$ROOT/out/mutation/$TARGET
+mkdir -p "$WORK"
+# The tree as git sees it (tracked and new, unignored files), nothing else: no .venv, no out/.
+git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -p -t "$WORK/" 2>/dev/null || true
+
+PY=$ROOT/.venv/bin/python
+case "$TARGET" in
+  components) ;;
+  model-cache)
+    # mutmut names a mutant after its file's path below the source root, and its trampoline records hits
+    # under the imported module's name: both must read model_cache.*, so the package sits at src/.
+    rm -rf "$WORK/src" && mkdir -p "$WORK/src" && cp -rp images/model-cache/src/model_cache "$WORK/src/"
+    # The tests import model_cache from the mutated copy, not the editable install, and so do the
+    # `python -m model_cache` subprocesses they start (PYTHONPATH comes before the install's .pth).
+    # scripts/mutation/ holds the plugin that hands the mutant to those subprocesses (see its docstring).
+    export PYTHONPATH=$WORK/mutants/src:$ROOT/scripts/mutation
+    ;;
+  hf-server)
+    HF=${HF_VENV:-/work/main/.venv-hf}
+    [ -x "$HF/bin/python" ] || { echo "mutation: hf-server needs $HF (torch, transformers): see docs/hf-server.md" >&2; exit 2; }
+    PY=$ROOT/.venv-mut-hf/bin/python
+    if ! "$PY" -c 'import mutmut, torch' 2>/dev/null; then
+      # A driver venv: mutmut must run pytest in-process, in the interpreter that has torch, and
+      # .venv-hf is shared (never modified): a .pth appends its site-packages after mutmut's own.
+      uv venv --quiet --python "$HF/bin/python" "$ROOT/.venv-mut-hf"
+      uv pip install --quiet --python "$PY" mutmut==3.8.1
+      "$HF/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
+        > "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/hf-venv.pth"
+    fi
+    export PYTHONPATH=$WORK/mutants:$ROOT/scripts/mutation
+    ;;
+  *) echo "mutation: unknown target '$TARGET' (components, model-cache, hf-server, all)" >&2; exit 2 ;;
+esac
+
+# The target's [tool.mutmut] table: pyproject.toml's for components, overridden here for the others.
+"$PY" - "$TARGET" "$WORK/pyproject.toml" <<'EOF'
+import sys, tomllib, json
+target, path = sys.argv[1], sys.argv[2]
+with open(path, "rb") as f:
+    base = tomllib.load(f)["tool"]["mutmut"]
+overrides = {
+    "components": {},
+    "model-cache": {
+        "source_paths": ["src/"],
+        "only_mutate": ["src/model_cache/restore.py", "src/model_cache/lease.py", "src/model_cache/ensure.py"],
+        "pytest_add_cli_args_test_selection": ["tests/model_cache"],
+        "pytest_add_cli_args": base["pytest_add_cli_args"] + ["-p", "mutmut_subprocess"],
+        # Most of model-cache runs in `python -m model_cache` subprocesses, which coverage does not see.
+        "mutate_only_covered_lines": False,
+    },
+    "hf-server": {
+        "source_paths": ["hf_server/"],
+        "only_mutate": ["hf_server/engine.py"],
+        "pytest_add_cli_args_test_selection": ["tests/hf_server"],
+        "pytest_add_cli_args": base["pytest_add_cli_args"] + ["-p", "mutmut_subprocess", "-m", "not gpu and not slow"],
+        "mutate_only_covered_lines": False,
+    },
+}[target]
+conf = {**base, **overrides}
+if target != "components":  # tests/conftest.py imports the Pulumi program's tools, and they components/
+    conf["also_copy"] = base["also_copy"] + ["components/"]
+# Replace the [tool.mutmut] table of the copy's pyproject.toml by the target's (values as TOML literals).
+lines, out, skip = open(path).read().splitlines(), [], False
+for line in lines:
+    if line.startswith("["):
+        skip = line.strip() == "[tool.mutmut]"
+    if not skip:
+        out.append(line)
+out.append("[tool.mutmut]")
+out += [f"{k} = {json.dumps(v)}" for k, v in conf.items()]
+open(path, "w").write("\n".join(out) + "\n")
+EOF
+if [ "$TARGET" = hf-server ]; then
+  rm -rf "$WORK/hf_server" && cp -rp images/hf-server/hf_server "$WORK/"
+fi
+
+cd "$WORK"
+MUTMUT=$(dirname "$PY")/mutmut
+# mutmut exits non-zero when mutants survive; the score is the report, not the exit status.
+"$MUTMUT" run --max-children "$JOBS" "$@" || true
+"$MUTMUT" results --all true > mutants/results.txt 2>&1 || true
+"$MUTMUT" export-cicd-stats >/dev/null 2>&1 || true
+"$PY" - "$TARGET" <<'EOF'
+import json, sys, collections
+from mutmut.stats import status_by_exit_code
+from pathlib import Path
+counts = collections.defaultdict(collections.Counter)
+for meta in Path("mutants").rglob("*.py.meta"):
+    data = json.loads(meta.read_text())
+    module = str(meta.relative_to("mutants"))[: -len(".py.meta")].removeprefix("src/").replace("/", ".")
+    for name, code in data.get("exit_code_by_key", {}).items():
+        status = status_by_exit_code[code]
+        counts[module][status] += 1
+print(f"\nmutation score, target {sys.argv[1]} (killed / tested; 'no tests' = no test reaches the line):")
+for module, c in sorted(counts.items()):
+    tested = sum(v for k, v in c.items() if k not in ("not checked", "skipped"))
+    killed = c["killed"] + c["timeout"]
+    print(f"  {module:40} {killed:4}/{tested:<4} {100 * killed / max(tested, 1):5.1f}%  {dict(c)}")
+EOF
