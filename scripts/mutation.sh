@@ -11,7 +11,8 @@
 #   hf-server    hf_server.engine (the request queue) against tests/hf_server, in a driver venv
 #                (.venv-mut-hf) that layers mutmut over /work/main/.venv-hf's torch and transformers
 #   all          the three in turn (default)
-# MUTANT-GLOB narrows the run, e.g. 'components.images.x_credential_like*' or 'model_cache.lease.*'.
+# MUTANT-GLOB narrows the run, e.g. 'components.images.x_credential_like*' or 'model_cache.lease.*'
+# (mutmut re-tests every mutant it names); `--survivors` re-tests only the last run's survivors.
 #
 # Each target runs in its own copy of the tree, out/mutation/<target>/ (ignored by git), so a run never
 # writes mutants/ into the checkout and an edit made while it runs does not change what it measures.
@@ -112,6 +113,11 @@ fi
 cd "$WORK"
 MUTMUT=$(dirname "$PY")/mutmut
 # mutmut exits non-zero when mutants survive; the score is the report, not the exit status.
+if [ "${1:-}" = --survivors ]; then
+  mapfile -t names < <("$MUTMUT" results 2>/dev/null | sed -n 's/^ *\(.*\): survived$/\1/p')
+  [ ${#names[@]} -gt 0 ] || { echo "mutation: no survivors to re-test in $WORK"; exit 0; }
+  set -- "${names[@]}"
+fi
 "$MUTMUT" run --max-children "$JOBS" "$@" || true
 "$MUTMUT" results --all true > mutants/results.txt 2>&1 || true
 "$MUTMUT" export-cicd-stats >/dev/null 2>&1 || true
