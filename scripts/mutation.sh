@@ -8,8 +8,8 @@
 #   components   components/config/{settings,reader}.py, components/{images,model_namespace,cluster}.py
 #                against tests/config + tests/components (the [tool.mutmut] table of pyproject.toml)
 #   model-cache  model_cache.{restore,lease,ensure} against tests/model_cache
-#   hf-server    hf_server.engine (the request queue) against tests/hf_server, in a driver venv
-#                (.venv-mut-hf) that layers mutmut over /work/main/.venv-hf's torch and transformers
+#   hf-server    hf_server.app's Limiter (the request queue) against tests/hf_server, in a driver venv
+#                (.venv-mut-hf: images/hf-server/requirements-test.txt + mutmut)
 #   all          the three in turn (default)
 # MUTANT-GLOB narrows the run, e.g. 'components.images.x_credential_like*' or 'model_cache.lease.*'
 # (mutmut re-tests every mutant it names); `--survivors` re-tests only the last run's survivors.
@@ -19,10 +19,29 @@
 # mutmut caches verdicts in that copy's mutants/: a rerun only tests mutants whose function changed.
 # Results: out/mutation/<target>/mutants/mutmut-cicd-stats.json and `results.txt` next to it.
 set -euo pipefail
+
+# The whole script is one function, so bash has read all of it before it runs: editing this file
+# during a (long) run cannot change what that run executes.
+main() {
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 TARGET=${1:-all}
 shift || true
+# Without MUTANT-GLOBs: the functions that hold the guarantees (docs/testing.md), not whole files,
+# which would take hours on a small machine.
+if [ $# -eq 0 ]; then
+  case "$TARGET" in
+    components) set -- 'components.images.x_credential_like*' 'components.images.x_validate*' \
+      'components.model_namespace.*' 'components.cluster.x_gpu_tolerations*' \
+      'components.cluster.x__require_kubeconfig*' 'components.config.settings.x__cluster*' \
+      'components.config.settings.x__secret*' 'components.config.settings.x__unknown_keys*' ;;
+    model-cache) set -- 'model_cache.restore.x_restore__*' 'model_cache.restore.x__present_and_correct*' \
+      'model_cache.restore.x__read_marker*' 'model_cache.restore.x__record*' 'model_cache.lease.*' \
+      'model_cache.ensure.x_read_manifest*' 'model_cache.ensure.x__covers*' 'model_cache.ensure.x_write_ref*' \
+      'model_cache.ensure.x_resolve_cached_sha*' 'model_cache.ensure.x_ensure__*' ;;
+    hf-server) set -- 'hf_server.app.xǁLimiterǁ*' ;;
+  esac
+fi
 JOBS=${MUTATION_JOBS:-2}
 
 if [ "$TARGET" = all ]; then
@@ -52,16 +71,14 @@ case "$TARGET" in
     export PYTHONPATH=$WORK/mutants/src:$ROOT/scripts/mutation
     ;;
   hf-server)
-    HF=${HF_VENV:-/work/main/.venv-hf}
-    [ -x "$HF/bin/python" ] || { echo "mutation: hf-server needs $HF (torch, transformers): see docs/hf-server.md" >&2; exit 2; }
     PY=$ROOT/.venv-mut-hf/bin/python
-    if ! "$PY" -c 'import mutmut, torch' 2>/dev/null; then
-      # A driver venv: mutmut must run pytest in-process, in the interpreter that has torch, and
-      # .venv-hf is shared (never modified): a .pth appends its site-packages after mutmut's own.
-      uv venv --quiet --python "$HF/bin/python" "$ROOT/.venv-mut-hf"
-      uv pip install --quiet --python "$PY" mutmut==3.8.1
-      "$HF/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
-        > "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/hf-venv.pth"
+    if ! "$PY" -c 'import mutmut, torch, transformers, fastapi' 2>/dev/null; then
+      # A driver venv: mutmut runs pytest in-process, so it needs torch beside it; .venv-hf is shared and
+      # never modified. pip, not uv: as in scripts/setup.d/30-hf-server.sh (torch CPU wheel, find-links).
+      python3 -m venv "$ROOT/.venv-mut-hf"
+      "$ROOT/.venv-mut-hf/bin/pip" install --quiet --disable-pip-version-check \
+        -r images/hf-server/requirements-test.txt mutmut==3.8.1 2>&1 \
+        | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
     fi
     export PYTHONPATH=$WORK/mutants:$ROOT/scripts/mutation
     ;;
@@ -86,7 +103,7 @@ overrides = {
     },
     "hf-server": {
         "source_paths": ["hf_server/"],
-        "only_mutate": ["hf_server/engine.py"],
+        "only_mutate": ["hf_server/app.py"],
         "pytest_add_cli_args_test_selection": ["tests/hf_server"],
         "pytest_add_cli_args": base["pytest_add_cli_args"] + ["-p", "mutmut_subprocess", "-m", "not gpu and not slow"],
         "mutate_only_covered_lines": False,
@@ -138,3 +155,6 @@ for module, c in sorted(counts.items()):
     killed = c["killed"] + c["timeout"]
     print(f"  {module:40} {killed:4}/{tested:<4} {100 * killed / max(tested, 1):5.1f}%  {dict(c)}")
 EOF
+}
+
+main "$@"

@@ -219,3 +219,56 @@ def test_restore_selects_files_by_pattern(cached, env, tmp_path):
     assert _restore(env, dest, MODEL_IGNORE_PATTERNS="*.safetensors") == 0
     assert set(tree(dest)) == {".model-cache-complete.json", "config.json", "tokenizer.json",
                                "nested/dir/extra.bin", "empty.txt"}
+
+
+class NoConditionalOverwrite:
+    """A store that refuses ``If-Match`` on PUT with 501 NotImplemented, as some S3 implementations do
+    (the rest of each request goes to the real server)."""
+
+    def __init__(self, client) -> None:
+        client.meta.events.register("before-call.s3.PutObject", self._refuse)
+
+    @staticmethod
+    def _refuse(params, **_):
+        if "If-Match" not in params.get("headers", {}):
+            return None
+        http = SimpleNamespace(status_code=501, headers={}, raw=None, content=b"")
+        return http, {"Error": {"Code": "NotImplemented", "Message": "If-Match on PUT"},
+                      "ResponseMetadata": {"HTTPStatusCode": 501}}
+
+
+def test_a_store_without_conditional_overwrite_takes_over_by_deleting_exactly_the_stale_version(env, bucket):
+    settings = _settings(env)
+    client = s3.make_client(settings)
+    key = "models/x/leases/no-if-match.json"
+    stale_etag = client.put_object(Bucket=bucket, Key=key,
+                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
+    NoConditionalOverwrite(client)
+    wire = Wire(client)
+    lease = Lease(client, settings, key)
+    try:
+        assert lease.try_acquire()
+        assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["holder"] == lease.id
+    finally:
+        lease._stop.set()  # no heartbeat: it would renew unconditionally on this store
+    assert [h.get("if-match") for h in wire.of("DeleteObject")] == [stale_etag]
+    assert [h.get("if-none-match") for h in wire.of("PutObject")] == ["*", "*"]
+
+
+def test_a_takeover_lost_to_another_waiter_or_to_a_release_is_no_error(env, bucket):
+    settings = _settings(env)
+    client = s3.make_client(settings)
+    key = "models/x/leases/lost-race.json"
+    stale_etag = client.put_object(Bucket=bucket, Key=key,
+                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
+    winner, loser = Lease(client, settings, key), Lease(client, settings, key)
+    try:
+        assert winner.try_acquire()
+        # The loser read the same stale version before the winner replaced it: its If-Match fails (412).
+        assert loser._takeover(stale_etag) is None
+        winner.release()
+        # ... or the lease is gone altogether (released): If-Match on a missing key (404).
+        assert loser._takeover(stale_etag) is None
+    finally:
+        winner.release()
+    assert "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix=key)
