@@ -14,7 +14,7 @@ import pytest
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
-from components.images import ContainerImageArgs, RegistryLogin, credential_like
+from components.images import ContainerImageArgs, ImageBuildError, RegistryLogin, credential_like, validate
 from components.model_namespace import ModelNamespace, ModelNamespaceArgs, dockerconfigjson
 from tests.support.mocks import fresh_monitor, register_in, resolve
 
@@ -155,3 +155,45 @@ def test_optional_secrets_are_made_only_when_every_part_is_given(monitor, missin
     else:
         assert "unit-pull" not in names and namespace.pull_secret_name is None
         assert "unit-hf-token" in names
+
+
+def test_gpu_tolerations_match_the_pool_taint_literally() -> None:
+    from components.cluster import gpu_tolerations
+
+    # What kubelet compares: the taint is nvidia.com/gpu=present:NoSchedule (Exists ignores the value).
+    assert gpu_tolerations() == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_every_image_problem_is_reported_at_once_with_its_fix(context: Path) -> None:
+    (context / "Dockerfile").unlink()
+    with pytest.raises(ImageBuildError) as caught:
+        validate(image_args(context, build_args={"HF_TOKEN": "x"}, platforms=["windows/amd64"]))
+    assert str(caught.value) == (
+        f"ContainerImage 'demo': Dockerfile '{context / 'Dockerfile'}' does not exist; build arg 'HF_TOKEN' "
+        "looks like a credential: build args are recorded in the image history. Pass it as a BuildKit secret "
+        "instead: secrets={'hf_token': ...} and RUN --mount=type=secret,id=hf_token in the Dockerfile; "
+        "platform 'windows/amd64' must be one of linux/amd64, linux/arm64")
+
+
+def test_the_model_namespace_registers_its_outputs(monitor) -> None:
+    registered: dict[str, dict] = {}
+    real = monitor.RegisterResourceOutputs
+
+    def record(request):
+        registered[request.urn] = rpc_struct_keys(request.outputs)
+        return real(request)
+
+    monitor.RegisterResourceOutputs = record
+    _, records = _namespace(monitor)
+    component = next(r for r in records if r.type == "gpu-platform:index:ModelNamespace")
+    assert registered[component.urn] == {"namespace", "s3SecretName", "hfTokenSecretName", "storeConfigName",
+                                         "pullSecretName"}
+
+
+def test_optional_secrets_not_made_are_none(monitor) -> None:
+    namespace, _ = _namespace(monitor, hf_token=None, registry_password=None)
+    assert namespace.hf_token_secret is None and namespace.pull_secret is None
+
+
+def rpc_struct_keys(struct) -> set[str]:
+    return set(struct.fields.keys()) if struct is not None else set()

@@ -42,3 +42,11 @@ def test_every_cidr_problem_is_reported_at_once() -> None:
     assert len(problems) == 2
     assert any("10.1.2.3/8" in p and "host bits" in p for p in problems)
     assert any("not-a-cidr" in p for p in problems)
+
+
+def test_a_misspelt_key_is_named_with_the_key_it_probably_meant() -> None:
+    assert problems_of({"gpuNodeCont": 3, "zzzqqq": "x"}) == [
+        ("gpu-platform:gpuNodeCont = '3': unknown key; did you mean gpuNodeCount? known keys are listed in "
+         "Pulumi.yaml. Fix: pulumi config rm gpuNodeCont && pulumi config set gpuNodeCount <value>"),
+        "gpu-platform:zzzqqq = 'x': unknown key; known keys are listed in Pulumi.yaml. Fix: pulumi config rm zzzqqq",
+    ]

@@ -222,28 +222,31 @@ def test_restore_selects_files_by_pattern(cached, env, tmp_path):
 
 
 class NoConditionalOverwrite:
-    """A store that refuses ``If-Match`` on PUT with 501 NotImplemented, as some S3 implementations do
-    (the rest of each request goes to the real server)."""
+    """A store that refuses ``If-Match`` on PUT, as some S3 implementations do: 501 NotImplemented or
+    400 InvalidArgument, with or without an error code (the rest of each request goes to the real server)."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, code: str, status: int) -> None:
+        self.code, self.status = code, status
         client.meta.events.register("before-call.s3.PutObject", self._refuse)
 
-    @staticmethod
-    def _refuse(params, **_):
+    def _refuse(self, params, **_):
         if "If-Match" not in params.get("headers", {}):
             return None
-        http = SimpleNamespace(status_code=501, headers={}, raw=None, content=b"")
-        return http, {"Error": {"Code": "NotImplemented", "Message": "If-Match on PUT"},
-                      "ResponseMetadata": {"HTTPStatusCode": 501}}
+        http = SimpleNamespace(status_code=self.status, headers={}, raw=None, content=b"")
+        error = {"Code": self.code, "Message": "If-Match on PUT"} if self.code else {}
+        return http, {"Error": error, "ResponseMetadata": {"HTTPStatusCode": self.status}}
 
 
-def test_a_store_without_conditional_overwrite_takes_over_by_deleting_exactly_the_stale_version(env, bucket):
+@pytest.mark.parametrize(("code", "status"), [("NotImplemented", 501), ("", 501), ("InvalidArgument", 400),
+                                              ("", 400)])
+def test_a_store_without_conditional_overwrite_takes_over_by_deleting_exactly_the_stale_version(
+        env, bucket, code: str, status: int):
     settings = _settings(env)
     client = s3.make_client(settings)
     key = "models/x/leases/no-if-match.json"
     stale_etag = client.put_object(Bucket=bucket, Key=key,
                                    Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
-    NoConditionalOverwrite(client)
+    NoConditionalOverwrite(client, code, status)
     wire = Wire(client)
     lease = Lease(client, settings, key)
     try:
