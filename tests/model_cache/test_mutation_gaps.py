@@ -275,3 +275,32 @@ def test_a_takeover_lost_to_another_waiter_or_to_a_release_is_no_error(env, buck
     finally:
         winner.release()
     assert "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix=key)
+
+
+def test_a_lease_without_ttl_uses_the_configured_one(env):
+    settings = _settings(env, MODEL_CACHE_CLOCK_SKEW="0")
+    lease = Lease(None, settings, "unused")
+    doc = {"expires": time.time() + 100}  # an older writer's lease: no "ttl" field
+    assert not lease.stale(doc, "e") and not lease.stale(doc, "e")
+
+
+def test_clock_skew_also_widens_the_unchanged_for_too_long_rule(env):
+    settings = _settings(env, MODEL_CACHE_CLOCK_SKEW="5")
+    lease = Lease(None, settings, "unused")
+    fresh = {"expires": time.time() + 100, "ttl": 0.3}
+    assert not lease.stale(fresh, "e")
+    time.sleep(0.4)
+    assert not lease.stale(fresh, "e")  # 0.4 s unchanged < ttl 0.3 + skew 5
+
+
+def test_without_conditional_overwrite_a_lost_takeover_is_no_error(env, bucket):
+    settings = _settings(env)
+    client = s3.make_client(settings)
+    key = "models/x/leases/no-if-match-lost.json"
+    stale_etag = client.put_object(Bucket=bucket, Key=key,
+                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
+    client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"holder": "winner", "expires": time.time() + 100}))
+    NoConditionalOverwrite(client, "NotImplemented", 501)
+    # The delete names the stale version, which the winner already replaced: 412, and no lease for us.
+    assert Lease(client, settings, key)._takeover(stale_etag) is None
+    assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["holder"] == "winner"
