@@ -304,3 +304,40 @@ def test_without_conditional_overwrite_a_lost_takeover_is_no_error(env, bucket):
     # The delete names the stale version, which the winner already replaced: 412, and no lease for us.
     assert Lease(client, settings, key)._takeover(stale_etag) is None
     assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["holder"] == "winner"
+
+
+# --- ensure's manifest step ------------------------------------------------------------------------------
+
+WEIGHTS = "model-00002-of-00002.safetensors"  # an LFS file: the Hub lists its size and sha256
+
+
+def _manifest_key(repo) -> str:
+    return f"models/{repo.repo_id}/{repo.sha}/manifest.json"
+
+
+def test_a_warm_ensure_writes_nothing(hub, env, s3, bucket):
+    repo = hub.add_repo(small_repo())
+    assert run_cli(["ensure"], env).returncode == 0
+    before = s3.head_object(Bucket=bucket, Key=_manifest_key(repo))["ETag"]
+    proc = run_cli(["ensure"], env)
+    assert proc.returncode == 0, proc.stderr
+    # A complete manifest that covers every wanted file is the whole answer: no lease, no new manifest.
+    assert s3.head_object(Bucket=bucket, Key=_manifest_key(repo))["ETag"] == before
+    assert "cached: s3://" in proc.stderr and "holding the download lease" not in proc.stderr
+
+
+@pytest.mark.parametrize("field", ["size", "sha256"])
+def test_a_manifest_that_disagrees_with_the_hub_is_refilled(hub, env, s3, bucket, field: str):
+    repo = hub.add_repo(small_repo())
+    assert run_cli(["ensure"], env).returncode == 0
+    key = _manifest_key(repo)
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    entry = next(e for e in manifest["files"] if e["path"] == WEIGHTS)
+    entry[field] = 1 if field == "size" else "0" * 64
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
+    proc = run_cli(["ensure"], env)
+    assert proc.returncode == 0, proc.stderr
+    assert "holding the download lease" in proc.stderr
+    fixed = {e["path"]: e for e in json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["files"]}
+    weights = next(f for f in repo.files if f.path == WEIGHTS)
+    assert fixed[WEIGHTS]["size"] == weights.size and fixed[WEIGHTS]["sha256"] == weights.sha256
