@@ -108,14 +108,23 @@ overrides = {
     "hf-server": {
         "source_paths": ["hf_server/"],
         "only_mutate": ["hf_server/app.py"],
-        "pytest_add_cli_args_test_selection": ["tests/hf_server"],
-        "pytest_add_cli_args": base["pytest_add_cli_args"] + ["-p", "mutmut_subprocess", "-m", "not gpu and not slow"],
+        # The queue's own tests (429s, queue depth, slots held by streams): the rest of tests/hf_server
+        # loads models and starts server processes, minutes per mutant for code they do not check.
+        "pytest_add_cli_args_test_selection": ["tests/hf_server/test_concurrency.py"],
+        # --confcutdir: tests/conftest.py imports the Pulumi program, which this venv does not have
+        # (as scripts/test.d/60-hf-server.sh runs them).
+        "pytest_add_cli_args": base["pytest_add_cli_args"] + ["-p", "mutmut_subprocess", "-m", "not gpu and not slow",
+                                                              "--confcutdir=tests/hf_server"],
         "mutate_only_covered_lines": False,
     },
 }[target]
 conf = {**base, **overrides}
 if target != "components":  # tests/conftest.py imports the Pulumi program's tools, and they components/
     conf["also_copy"] = base["also_copy"] + ["components/"]
+if target == "hf-server":
+    # tests/hf_server/conftest.py puts images/hf-server first on sys.path: without that copy there,
+    # the tests import the mutated hf_server/ instead of an unmutated one.
+    conf["also_copy"].remove("images/")
 # Replace the [tool.mutmut] table of the copy's pyproject.toml by the target's (values as TOML literals).
 lines, out, skip = open(path).read().splitlines(), [], False
 for line in lines:
