@@ -7,6 +7,7 @@ sent on the wire, its staleness rule, and what restore re-checks before it trust
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -341,3 +342,50 @@ def test_a_manifest_that_disagrees_with_the_hub_is_refilled(hub, env, s3, bucket
     fixed = {e["path"]: e for e in json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["files"]}
     weights = next(f for f in repo.files if f.path == WEIGHTS)
     assert fixed[WEIGHTS]["size"] == weights.size and fixed[WEIGHTS]["sha256"] == weights.sha256
+
+
+def test_a_second_restore_trusts_its_own_record_without_rereading(cached, env, tmp_path, monkeypatch):
+    from model_cache import restore as restore_module
+
+    dest = tmp_path / "dest"
+    assert _restore(env, dest) == 0
+
+    def no_rereading(path):
+        raise AssertionError(f"{path} was re-read although the marker vouches for it, unchanged")
+
+    # Files this restore verified and nobody touched since: trusted by size, mtime and sha256 record.
+    monkeypatch.setattr(restore_module, "_hash_file", no_rereading)
+    assert _restore(env, dest) == 0
+
+
+def test_a_marker_that_is_not_an_object_is_ignored(cached, env, tmp_path):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / ".model-cache-complete.json").write_text("[]")
+    assert _restore(env, dest) == 0
+    assert json.loads((dest / ".model-cache-complete.json").read_text())["sha"] == cached.sha
+
+
+SHA = "a" * 40
+
+
+@pytest.mark.parametrize(("doc", "needle"), [
+    ({"sha": "b" * 40, "repo": "acme/tiny-model", "files": []}, "does not describe acme/tiny-model@" + SHA),
+    ({"sha": SHA, "repo": "acme/other", "files": []}, "does not describe acme/tiny-model@" + SHA),
+    ({"sha": SHA, "repo": "acme/tiny-model", "files": {}}, "does not describe acme/tiny-model@" + SHA),
+    ({"sha": SHA, "repo": "acme/tiny-model", "files": ["x"]}, "manifest has a malformed file entry"),
+    ({"sha": SHA, "repo": "acme/tiny-model", "files": [{"path": "../etc/passwd"}]}, "the manifest"),
+])
+def test_read_manifest_refuses_a_manifest_of_another_snapshot_or_with_bad_entries(env, bucket, doc, needle):
+    from model_cache.ensure import read_manifest
+    from model_cache.errors import ModelCacheError
+    from model_cache.layout import Layout
+
+    settings = _settings(env)
+    client = s3.make_client(settings)
+    layout = Layout(settings.prefix, settings.repo_id)
+    s3.put_json(client, bucket, layout.manifest_key(SHA), doc)
+    with pytest.raises(ModelCacheError, match=re.escape(needle)) as caught:
+        read_manifest(client, settings, layout, SHA)
+    if "does not describe" in needle:
+        assert f"s3://{bucket}/{layout.manifest_key(SHA)}" in str(caught.value)
