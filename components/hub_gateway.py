@@ -23,7 +23,6 @@ ModelDeployment.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -32,7 +31,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import model_namespace as secrets
-from components.config.patterns import DNS_LABEL
+from components.config.patterns import DNS_LABEL, HUB_REPO_PATTERN
 from components.kubernetes import checkov_skip_annotations, standard_labels
 from components.model_deployment import service_url
 
@@ -49,7 +48,6 @@ CHECKOV_SKIPS: Final = {
     "CKV_K8S_35": "the gateway reads the S3 credential and HF token from environment variables (model-cache's "
                   "settings loader); they come from Secrets via secretKeyRef, never literals",
 }
-_REPO_PATTERN = re.compile(r"[A-Za-z0-9*?][A-Za-z0-9._*?-]*(/[A-Za-z0-9*?][A-Za-z0-9._*?-]*)?")
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ class HubGatewayArgs:
             found.append(f"HubGateway replicas={self.replicas}: must be 1..20 (2 in prod keeps readers up "
                          "during a drain)")
         for repo in self.allow_repos:
-            if not _REPO_PATTERN.fullmatch(repo):
+            if not HUB_REPO_PATTERN.fullmatch(repo):
                 found.append(f"HubGateway allow_repos entry {repo!r}: not a repo id or pattern "
                              "(owner/name, gpt2, acme/*)")
         for ns in self.caller_namespaces:

@@ -54,12 +54,3 @@ def images_needed(runtimes: Iterable[str], published: Iterable[str] = (), *, hub
     found = list(runtimes)
     needed = ({"model-cache"} if found else set()) | ({"hf-server"} if "hf-server" in found else set())
     return needed | ({"hub-gateway"} if hub_gateway else set()) | set(published)
-
-
-def image_names() -> list[str]:
-    """The names ``scripts/build-image.sh`` accepts (``python -m components.config.images``)."""
-    return [spec.name for spec in PLATFORM_IMAGES]
-
-
-if __name__ == "__main__":
-    print("\n".join(image_names()))

@@ -41,7 +41,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from components.config import catalog
-from components.config.reader import UNSET, ConfigReader, is_number, show
+from components.config.reader import UNSET, ConfigReader, is_number
 from components.config.types import ModelSettings
 
 RUNTIMES: Final = ("vllm", "hf-server")
@@ -95,22 +95,15 @@ FIELDS: Final = ("name", "repo", *DEFAULTS)
 def parse_models(raw: Any, *, gpu_node_size: str, gpu_node_count: int, environment: str,
                  hf_token_set: bool, problems: list[str], project: str = "gpu-platform") -> tuple[ModelSettings, ...]:
     """Validate the ``models`` list; append one problem per bad field; return the good entries."""
-    if not isinstance(raw, list):
-        problems.append(f"{project}:models = {show(raw)}: must be a list of model objects (name, repo, ...). "
-                        "Fix: write gpu-platform:models as a YAML list in Pulumi.<stack>.yaml")
-        return ()
     size = catalog.SIZES.get(gpu_node_size)
     if size is not None and not size.is_gpu:
         size = None  # gpuNodeSize itself is reported; fitting models to a CPU node would only add noise
     models: list[ModelSettings] = []
     seen: dict[str, int] = {}
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            problems.append(f"{project}:models[{index}] = {show(item)}: must be an object with at least name "
-                            "and repo. Fix: write it as `- name: my-model` / `  repo: owner/name`")
-            continue
-        reader = ConfigReader.for_entry("models", index, item, DEFAULTS, problems, project)
-        model = _parse_entry(reader, item, index, size, gpu_node_size, environment, hf_token_set, seen)
+    for reader, item in ConfigReader.entries(raw, "models", DEFAULTS, problems, project,
+                                             what="model objects (name, repo, ...)",
+                                             example="`- name: my-model` / `  repo: owner/name`"):
+        model = _parse_entry(reader, item, reader.index, size, gpu_node_size, environment, hf_token_set, seen)
         if model is not None:
             models.append(model)
     if size is not None and models and gpu_node_count >= 1:  # an invalid count is reported on its own

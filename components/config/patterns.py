@@ -17,6 +17,9 @@ GITHUB_REPO: Final = re.compile(r"[A-Za-z0-9._-]{1,100}")
 DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 #: A DNS-1035 label: a Service name (starts with a letter).
 DNS_1035: Final = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+#: A Hub repo id or an fnmatch pattern of one (``owner/name``, ``gpt2``, ``acme/*``): the hub-gateway's
+#: allow-list and the teams' write/delete rights.
+HUB_REPO_PATTERN: Final = re.compile(r"[A-Za-z0-9*?][A-Za-z0-9._*?-]*(/[A-Za-z0-9*?][A-Za-z0-9._*?-]*)?")
 
 
 def github_repository_problem(owner: str, repository: str) -> str | None:

@@ -15,10 +15,11 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from components.config.patterns import DNS_1035
 from components.kubernetes import parse_quantity
 
 
@@ -41,6 +42,20 @@ def show(value: object) -> str:
         return json.dumps(value, allow_nan=True)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def closest(value: object, known: Iterable[str]) -> str | None:
+    """The known name a misspelt ``value`` most likely meant, if one is close enough."""
+    if not isinstance(value, str):
+        return None
+    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(value: object, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a known name is close to ``value``, else ``""``."""
+    close = closest(value, known)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def is_number(value: object) -> bool:
@@ -68,8 +83,9 @@ class ConfigReader:
         self._set_hint = set_hint
         self._list_hint = list_hint
         self._split_commas = split_commas
-        self.where = ""
-        """``models[3]`` for a list entry (how its fixes name it); empty for the stack's own keys."""
+        self.list_key = ""
+        """For a list entry: the list's key (``models``) and the entry's index; empty for the stack's keys."""
+        self.index = -1
         self.failed_keys: set[str] = set()
 
     # ---- construction ------------------------------------------------------------------------
@@ -114,8 +130,29 @@ class ConfigReader:
                      set_hint=lambda key, example: f"set {where}.{key} to {example}",
                      list_hint=lambda key: f"write {where}.{key} as a YAML list, e.g. [\"a\", \"b\"]",
                      split_commas=False)
-        reader.where = where
+        reader.list_key, reader.index = list_key, index
         return reader
+
+    @classmethod
+    def entries(cls, raw: Any, list_key: str, defaults: Mapping[str, Any], problems: list[str], project: str, *,
+                what: str, example: str) -> Iterator[tuple[ConfigReader, dict[str, Any]]]:
+        """A reader per object of a list key. A value that is not a list, or an item that is not an
+        object, is one problem each (``what`` names the objects, ``example`` shows one in YAML)."""
+        if not isinstance(raw, list):
+            problems.append(f"{project}:{list_key} = {show(raw)}: must be a list of {what}. "
+                            f"Fix: write {project}:{list_key} as a YAML list in Pulumi.<stack>.yaml")
+            return
+        for index, item in enumerate(raw):
+            if not isinstance(item, dict):
+                problems.append(f"{project}:{list_key}[{index}] = {show(item)}: must be an object. "
+                                f"Fix: write it as {example}")
+                continue
+            yield cls.for_entry(list_key, index, item, defaults, problems, project), item
+
+    @property
+    def where(self) -> str:
+        """``models[3]`` for a list entry (how its fixes name it); empty for the stack's own keys."""
+        return f"{self.list_key}[{self.index}]" if self.list_key else ""
 
     # ---- reporting -----------------------------------------------------------------------------
 
@@ -217,30 +254,25 @@ class ConfigReader:
         """Every field of an entry that is not a known one, with the closest known name."""
         for key, value in raw.items():
             if key not in known:
-                close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self.fail(key, value, f"unknown field{hint}; known fields: {', '.join(known)}",
+                self.fail(key, value, f"unknown field{did_you_mean(key, known)}; known fields: {', '.join(known)}",
                           f"remove {self.where}.{key} or correct its spelling")
 
     def entry_name(self, raw: Mapping[str, Any], seen: dict[str, int], *, max_length: int, names_what: str,
                    example: str) -> str:
         """The entry's ``name``: required, a DNS-1035 label of at most ``max_length``, unique in the list."""
-        from components.config.patterns import DNS_1035  # patterns imports nothing from here
-
         name = raw.get("name")
-        list_key = self.where.split("[", 1)[0]
         if not isinstance(name, str) or not name:
             self.fail("name", name, "is required", f"set {self.where}.name, e.g. {example}")
-            return self.where.replace("[", "-").rstrip("]")
+            return f"{self.list_key}-{self.index}"
         if not DNS_1035.fullmatch(name) or len(name) > max_length:
             self.fail("name", name, f"must be a DNS-1035 label of at most {max_length} characters (lower-case "
                       f"letters, digits and '-', starting with a letter): it names {names_what}",
                       f"set {self.where}.name to e.g. {suggest_name(name, max_length, example)}")
         elif name in seen:
-            self.fail("name", name, f"duplicates {list_key}[{seen[name]}].name; each needs its own name",
+            self.fail("name", name, f"duplicates {self.list_key}[{seen[name]}].name; each needs its own name",
                       f"rename {self.where}")
         else:
-            seen[name] = int(self.where.split("[", 1)[1].rstrip("]"))
+            seen[name] = self.index
         return name
 
     def quantity(self, key: str, low: Decimal, high: Decimal, example: str, what: str) -> tuple[str, Decimal]:

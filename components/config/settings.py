@@ -12,7 +12,6 @@ and a test keeps the two equal.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
@@ -24,8 +23,8 @@ from components.config import catalog
 from components.config.cidrs import parse_cidrs
 from components.config.images import IMAGE_KEYS, PLATFORMS, images_needed
 from components.config.models import parse_models
-from components.config.patterns import DNS_1035, DNS_LABEL, github_repository_problem
-from components.config.reader import ConfigReader
+from components.config.patterns import DNS_1035, DNS_LABEL, HUB_REPO_PATTERN, github_repository_problem
+from components.config.reader import ConfigReader, closest
 from components.config.teams import parse_teams
 from components.config.types import (
     API_PORT,
@@ -305,10 +304,10 @@ def _unknown_keys(r: ConfigReader, source: ConfigSource) -> None:
     """A misspelt key (``gpuNodeCont``) would otherwise be ignored silently and its default used."""
     known = [*DEFAULTS, *SECRET_KEYS]
     for key in sorted(source.set_keys() - set(known)):
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}? " if close else ""
+        close = closest(key, known)
+        hint = f"did you mean {close}? " if close else ""
         r.fail(key, source.get(key), f"unknown key; {hint}known keys are listed in Pulumi.yaml",
-               f"pulumi config rm {key}" + (f" && pulumi config set {close[0]} <value>" if close else ""))
+               f"pulumi config rm {key}" + (f" && pulumi config set {close} <value>" if close else ""))
 
 
 def _secret(r: ConfigReader, source: ConfigSource, key: str) -> pulumi.Output[str] | None:
@@ -408,16 +407,13 @@ def _day_two(r: ConfigReader, cluster: ClusterSettings, images: ImageSettings, *
     )
 
 
-_HUB_REPO_PATTERN = re.compile(r"[A-Za-z0-9*?][A-Za-z0-9._*?-]*(/[A-Za-z0-9*?][A-Za-z0-9._*?-]*)?")
-
-
 def _hub_gateway(r: ConfigReader, models: tuple[ModelSettings, ...]) -> HubGatewaySettings:
     """The hub-gateway's keys; its pass-through allow-list defaults to the models' own repos."""
     enabled = r.flag("hubGateway")
     replicas = r.integer("hubGatewayReplicas", 1, MAX_NODE_COUNT)
     allow = r.strings("hubGatewayAllowRepos")
     for pattern in allow:
-        if not _HUB_REPO_PATTERN.fullmatch(pattern):
+        if not HUB_REPO_PATTERN.fullmatch(pattern):
             r.fail("hubGatewayAllowRepos", pattern, "must be a Hub repo id or pattern (owner/name, gpt2, acme/*)",
                    "pulumi config set --path 'hubGatewayAllowRepos[0]' acme/*")
     return HubGatewaySettings(enabled=enabled, replicas=replicas,

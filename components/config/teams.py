@@ -15,55 +15,36 @@ What a team gets is built by ``components/app_team.py``; docs/app-teams.md expla
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Iterable
 from typing import Any, Final
 
-from components.config.patterns import DNS_LABEL, github_repository_problem
-from components.config.reader import ConfigReader, show
+from components.config.patterns import DNS_LABEL, HUB_REPO_PATTERN, github_repository_problem
+from components.config.reader import ConfigReader, did_you_mean
 from components.config.types import TeamSettings
 
 #: Namespaces a team may never take: the cluster's own and the platform's.
 RESERVED_NAMESPACES: Final = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "gpu-operator"})
 MAX_NAME_LENGTH: Final = 40
 DEFAULTS: Final[dict[str, Any]] = {"namespace": None, "models": [], "hubWrite": [], "hubDelete": []}
-#: A Hub namespace or repo pattern a team may write or delete through the hub-gateway (fnmatch).
-_HUB_PATTERN = re.compile(r"[A-Za-z0-9*?][A-Za-z0-9._*?-]*(/[A-Za-z0-9*?][A-Za-z0-9._*?-]*)?")
 FIELDS: Final = ("name", "repository", *DEFAULTS)
-
-
-def did_you_mean(value: object, known: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` when a known name is close to ``value``, else ``""``."""
-    if not isinstance(value, str):
-        return ""
-    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def parse_teams(raw: Any, *, model_names: Iterable[str], model_namespace: str, problems: list[str],
                 project: str = "gpu-platform") -> tuple[TeamSettings, ...]:
     """Validate the ``teams`` list; append one problem per bad field; return the good entries.
 
-    ``model_names`` are the names written in ``models`` (valid or not: a bad model entry is
-    reported there, not again here as "unknown model").
+    ``model_names`` are the valid names written in ``models`` (an invalid name is reported on its
+    own models entry; a team naming it is then told it names no model).
     """
-    if not isinstance(raw, list):
-        problems.append(f"{project}:teams = {show(raw)}: must be a list of team objects (name, repository, "
-                        "models). Fix: write gpu-platform:teams as a YAML list in Pulumi.<stack>.yaml")
-        return ()
     models = tuple(model_names)
     teams: list[TeamSettings] = []
     names: dict[str, int] = {}
     namespaces: dict[str, int] = {}
     repositories: dict[str, int] = {}
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            problems.append(f"{project}:teams[{index}] = {show(item)}: must be an object with at least name and "
-                            "repository. Fix: write it as `- name: search` / `  repository: owner/repo`")
-            continue
-        reader = ConfigReader.for_entry("teams", index, item, DEFAULTS, problems, project)
-        team = _parse_entry(reader, item, index, models, model_namespace, names, namespaces, repositories)
+    for reader, item in ConfigReader.entries(raw, "teams", DEFAULTS, problems, project,
+                                             what="team objects (name, repository, models)",
+                                             example="`- name: search` / `  repository: owner/repo`"):
+        team = _parse_entry(reader, item, reader.index, models, model_namespace, names, namespaces, repositories)
         if team is not None:
             teams.append(team)
     return tuple(teams)
@@ -114,7 +95,7 @@ def _parse_entry(e: ConfigReader, raw: dict[str, Any], i: int, models: tuple[str
     for field, patterns, example in (("hubWrite", hub_write, "acme-search"),
                                      ("hubDelete", hub_delete, "acme-search/scratch-*")):
         for pattern in patterns:
-            if not _HUB_PATTERN.fullmatch(pattern) or (field == "hubWrite" and "/" in pattern):
+            if not HUB_REPO_PATTERN.fullmatch(pattern) or (field == "hubWrite" and "/" in pattern):
                 what = "a Hub user or organisation (pattern)" if field == "hubWrite" else "a repo id pattern owner/name"
                 e.fail(field, pattern, f"must be {what} for the hub-gateway (letters, digits, '.', '_', '-', '*', '?')",
                        f"set teams[{i}].{field} to e.g. [{example!r}]")

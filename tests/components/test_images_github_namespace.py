@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pulumi
 import pytest
-from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
 from components.github import GitHubSecrets, GitHubSecretsArgs, owns_repository_level
@@ -21,23 +20,7 @@ from components.images import (
     validate,
 )
 from components.model_namespace import ModelNamespace, ModelNamespaceArgs, dockerconfigjson
-from tests.support.mocks import fresh_monitor, is_secret, record_secret_data, register_in
-
-
-@pytest.fixture
-def monitor():
-    """Fresh mocks with a recording monitor; the root resource reset so the stack is new."""
-    yield fresh_monitor("unit")
-    runtime_settings.set_root_resource(None)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def context(tmp_path: Path) -> Path:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text("# syntax=docker/dockerfile:1\nFROM scratch\n")
-    (tmp_path / "Dockerfile.outside").write_text("FROM scratch\n")
-    return ctx
+from tests.support.mocks import is_secret, record_secret_data, register_in
 
 
 def image_args(ctx: Path, **changes) -> ContainerImageArgs:

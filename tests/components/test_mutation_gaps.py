@@ -11,27 +11,11 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.rpc import is_rpc_secret, unwrap_rpc_secret
 
 from components.images import ContainerImageArgs, ImageBuildError, RegistryLogin, credential_like, validate
 from components.model_namespace import ModelNamespace, ModelNamespaceArgs, dockerconfigjson
-from tests.support.mocks import fresh_monitor, register_in, resolve
-
-
-@pytest.fixture
-def monitor():
-    """Fresh mocks with a recording monitor; the root resource reset so the stack is new."""
-    yield fresh_monitor("unit")
-    runtime_settings.set_root_resource(None)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def context(tmp_path: Path) -> Path:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text("FROM scratch\n")
-    return ctx
+from tests.support.mocks import register_in, resolve
 
 
 def image_args(ctx: Path, **changes) -> ContainerImageArgs:

@@ -261,7 +261,7 @@ def test_bad_input_fails_before_any_resource(overrides: dict, secrets: dict, nee
     assert needle in str(caught.value)
 
 
-def test_building_images_needs_no_hf_token(plans) -> None:
+def test_building_images_needs_no_hf_token() -> None:
     plan = run_plan("dev", overrides={"buildImages": True, "githubRepository": None, "githubEnvironments": None},
                     secrets={"registryPassword": "x"})
     for image in plan.by_type(IMAGE):
