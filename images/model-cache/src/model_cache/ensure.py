@@ -48,6 +48,24 @@ class DiskBudget:
             self._cond.notify_all()
 
 
+FIRST_POLL = 0.2        # seconds: the shortest wait between two manifest polls
+POLL_SHARE = 1 / 20     # a poll interval is at most this share of the time waited so far
+
+
+def poll_delay(waited: float, longest: float) -> float:
+    """Seconds until a waiter looks for the manifest again.
+
+    A fixed interval makes a waiter finish up to one interval after the holder: with 1 s that is a
+    fifth of a 5 s fill, and 8 replicas wait for the unluckiest of them. So the interval grows with
+    the wait instead: 0.2 s at first, then a twentieth of the time waited (the manifest is seen at
+    most ~5 % later than it appeared), never more than MODEL_CACHE_POLL_INTERVAL. Over an hour's
+    wait that is fewer polls (each two small GETs) than a fixed 1 s, and far fewer in the first
+    seconds than a fixed 0.2 s. Jittered by +-25 % so that replicas started together spread out.
+    """
+    base = min(longest, max(FIRST_POLL, waited * POLL_SHARE))
+    return base * (0.75 + random.random() / 2)
+
+
 def ensure(s: Settings) -> int:
     client = s3.make_client(s)
     layout = Layout(s.prefix, s.repo_id)
@@ -72,7 +90,8 @@ def ensure(s: Settings) -> int:
              human(sum(f.size or 0 for f in wanted)))
 
     lease = None
-    deadline = time.monotonic() + s.wait_timeout
+    waiting_since = time.monotonic()
+    deadline = waiting_since + s.wait_timeout
     waiting_logged = 0.0
     while True:
         manifest = read_manifest(client, s, layout, snap.sha)
@@ -107,7 +126,7 @@ def ensure(s: Settings) -> int:
             log.info("another process is caching %s@%s (%s); waiting for its manifest", s.repo_id, snap.sha,
                      (holder[0].get("holder") if holder else "lease just released"))
             waiting_logged = now
-        time.sleep(s.poll_interval * (0.75 + random.random() / 2))
+        time.sleep(poll_delay(time.monotonic() - waiting_since, s.poll_interval))
 
 
 def _uploaded_ok(client, s: Settings, key: str, f: hub.RemoteFile) -> dict | None:
