@@ -153,6 +153,12 @@ def run_measured(name: str, cmd: list[str], env: dict) -> tuple[float, float, in
     return elapsed, usage.ru_utime + usage.ru_stime, peak
 
 
+def process_cpu(pid: int) -> float:
+    """CPU-seconds (user + system) a running process has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -170,6 +176,7 @@ class Bench:
         self.results: dict[str, float] = {}
         self.cpu: dict[str, float] = {}   # CPU-seconds (user + system) of the client process per GiB
         self.rss: dict[str, int] = {}     # peak RSS of the client process, bytes
+        self.server_cpu: dict[str, float] = {}  # CPU-seconds of the S3 server process per GiB, same run
         self.total = 0
         self.s3_url = ""
         self.moto = None
@@ -281,11 +288,13 @@ class Bench:
 
         Also reports the process's own CPU time (user + system, from wait4: the client only, not the
         servers) per GiB moved, and its peak RSS (ru_maxrss of that process)."""
-        times, cpus, rss = [], [], []
+        times, cpus, rss, server = [], [], [], []
         for i in range(self.args.repeat):
             if i and reset is not None:
                 reset()
+            before = process_cpu(self.moto.pid)
             elapsed, cpu, peak = run_measured(name, cmd, env)
+            server.append(process_cpu(self.moto.pid) - before)
             times.append(elapsed)
             cpus.append(cpu)
             rss.append(peak)
@@ -293,10 +302,11 @@ class Bench:
         elapsed = times[best]
         self.results[name] = elapsed
         self.cpu[name] = cpus[best] / (self.total / GiB)
+        self.server_cpu[name] = server[best] / (self.total / GiB)
         self.rss[name] = max(rss)
         runs = "" if len(times) == 1 else "  runs: " + " ".join(f"{t:.2f}" for t in times)
         print(f"{name:<22} {elapsed:7.2f} s  {fmt_rate(self.total, elapsed)}  {self.cpu[name]:6.2f} CPU-s/GiB  "
-              f"{self.rss[name] / MiB:6.0f} MiB RSS{runs}", flush=True)
+              f"{self.rss[name] / MiB:6.0f} MiB RSS  server {self.server_cpu[name]:5.2f} CPU-s/GiB{runs}", flush=True)
         return elapsed
 
     def replicas(self, mc: list[str], n: int) -> None:
@@ -346,10 +356,38 @@ class Bench:
             list(pool.map(lambda i: c.get_object(Bucket=b, Key=f"o{i}")["Body"].read(), range(n)))
             get = time.perf_counter() - t0
         nbytes = n * part
+        # The same bytes as multipart uploads of `files` objects (16 MiB parts, 16 at a time, then
+        # CompleteMultipartUpload): what the server sustains for the way ensure writes big files.
+        # Loopback servers (moto, s3rver) concatenate the parts on completion, real stores do not.
+        per_object = max(1, n // self.args.files)
+        uploads = [(f"m{k}", c.create_multipart_upload(Bucket=b, Key=f"m{k}")["UploadId"])
+                   for k in range(-(-n // per_object))]
+        etags: dict[tuple[int, int], str] = {}
+
+        def upload(i: int) -> None:
+            k, number = divmod(i, per_object)
+            key, upload_id = uploads[k]
+            etags[k, number] = c.upload_part(Bucket=b, Key=key, UploadId=upload_id, PartNumber=number + 1,
+                                             Body=body)["ETag"]
+
+        def complete(k: int) -> None:
+            key, upload_id = uploads[k]
+            parts = [{"PartNumber": number + 1, "ETag": etags[k, number]}
+                     for number in range(per_object) if (k, number) in etags]
+            c.complete_multipart_upload(Bucket=b, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+
+        with ThreadPoolExecutor(16) as pool:
+            t0 = time.perf_counter()
+            list(pool.map(upload, range(n)))
+            list(pool.map(complete, range(len(uploads))))
+            mpu = time.perf_counter() - t0
         self.results["ceiling PUT"] = put * self.total / nbytes
         self.results["ceiling GET"] = get * self.total / nbytes
+        self.results["ceiling multipart"] = mpu * self.total / nbytes
         print(f"{'S3 ceiling PUT x16':<22} {put:7.2f} s  {fmt_rate(nbytes, put)}  ({n} x 16 MiB put_object)")
         print(f"{'S3 ceiling GET x16':<22} {get:7.2f} s  {fmt_rate(nbytes, get)}  ({n} x 16 MiB get_object)")
+        print(f"{'S3 ceiling multipart':<22} {mpu:7.2f} s  {fmt_rate(nbytes, mpu)}  ({len(uploads)} objects of "
+              f"{per_object} x 16 MiB parts, 16 at a time, completed)")
         self.drop(b)
 
     def run(self) -> None:
@@ -450,7 +488,13 @@ class Bench:
                   f"(target <= 1.3); without the start-up floor: {(r[name] - floor) / r['ensure (hub->s3)']:.2f}")
         print(f"peak RSS: ensure {self.rss['ensure (hub->s3)'] / MiB:.0f} MiB, restore "
               f"{self.rss['restore (sha256)'] / MiB:.0f} MiB (init container limit: 1 GiB)")
-        print(f"ensure as fraction of S3 PUT ceiling:   {r['ceiling PUT'] / r['ensure (hub->s3)']:.2f}")
+        print(f"ensure as fraction of S3 PUT ceiling:   {r['ceiling PUT'] / r['ensure (hub->s3)']:.2f}; "
+              f"of the multipart ceiling: {r['ceiling multipart'] / r['ensure (hub->s3)']:.2f}")
+        if "naive (hub->s3)" in r:
+            print(f"S3 server CPU-s/GiB: ensure {self.server_cpu['ensure (hub->s3)']:.2f}, naive "
+                  f"{self.server_cpu['naive (hub->s3)']:.2f}, restore {self.server_cpu['restore (sha256)']:.2f}"
+                  + (f", rclone down {self.server_cpu['rclone down (s3->disk)']:.2f}"
+                     if "rclone down (s3->disk)" in r else ""))
         print(f"restore as fraction of S3 GET ceiling:  {r['ceiling GET'] / r['restore (sha256)']:.2f} (sha256), "
               f"{r['ceiling GET'] / r['restore (etag)']:.2f} (etag)")
         print(f"# S3 server: {self.server_name()} (own process); Hub: tests/model_cache/hubstub.py, "
