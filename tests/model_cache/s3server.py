@@ -9,6 +9,7 @@ assert on what the client sent and in which order, not only on the end state.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from werkzeug.serving import make_server
@@ -40,6 +41,7 @@ class Fault:
     remaining: int
     status: int = 500
     code: str = "InternalError"
+    delay: float = 0.0     # > 0: the request is held this long, then served normally (a slow store)
 
 
 @dataclass
@@ -54,9 +56,9 @@ class FaultInjector:
     _clock: int = 0
 
     def add(self, method: str, contains: str = "", times: int = 1, status: int = 500,
-            code: str = "InternalError") -> None:
+            code: str = "InternalError", delay: float = 0.0) -> None:
         with self.lock:
-            self.faults.append(Fault(method.upper(), contains, times, status, code))
+            self.faults.append(Fault(method.upper(), contains, times, status, code, delay))
 
     def record(self) -> list[Request]:
         """Start recording requests (cleared); the returned list fills as requests complete."""
@@ -95,6 +97,9 @@ class FaultInjector:
                     hit = f
                     self.injected += 1
                     break
+        if hit is not None and hit.delay > 0:
+            time.sleep(hit.delay)
+            hit = None
         if hit is not None:
             # Drain the request body so the connection stays usable for the retry.
             length = int(environ.get("CONTENT_LENGTH") or 0)

@@ -384,7 +384,12 @@ def _fill(client, s: Settings, layout: Layout, snap: hub.Snapshot, wanted: list[
         manager.shutdown()
     except BaseException:
         cancelled.set()
-        manager.shutdown(cancel=True)
+        # Not manager.shutdown(cancel=True): it hands its message to _shutdown as the exception
+        # type, a TypeError as soon as an upload is in flight (boto/s3transfer#143, open since
+        # 2019). Cancelling each future is the public way to the same end.
+        for future, _entry in uploads:
+            future.cancel()
+        manager.shutdown()
         raise
     finally:
         part_pool.shutdown(wait=True, cancel_futures=True)
