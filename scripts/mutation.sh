@@ -7,7 +7,7 @@
 # TARGET is one of
 #   components   components/config/{settings,reader}.py, components/{images,model_namespace,cluster}.py
 #                against tests/config + tests/components (the [tool.mutmut] table of pyproject.toml)
-#   model-cache  model_cache.{restore,lease,ensure} against tests/model_cache
+#   model-cache  model_cache.{restore,lease,manifest} (and ensure) against tests/model_cache
 #   hf-server    hf_server.app's Limiter (the request queue) against tests/hf_server, in a driver venv
 #                (.venv-mut-hf: images/hf-server/requirements-test.txt + mutmut)
 #   all          the three in turn (default)
@@ -38,7 +38,8 @@ if [ $# -eq 0 ]; then
     model-cache) set -- 'model_cache.restore.x__present_and_correct*' 'model_cache.restore.x__read_marker*' \
       'model_cache.restore.x__record*' 'model_cache.lease.xǁLeaseǁstale*' 'model_cache.lease.xǁLeaseǁ_takeover*' \
       'model_cache.lease.xǁLeaseǁrelease*' 'model_cache.lease.xǁLeaseǁtry_acquire*' \
-      'model_cache.ensure.x_read_manifest*' 'model_cache.ensure.x__covers*' ;;
+      'model_cache.manifest.x_read_manifest*' 'model_cache.manifest.x_covers*' \
+      'model_cache.manifest.x_write_manifest*' ;;
     hf-server) set -- 'hf_server.app.xǁLimiterǁ*' ;;
   esac
 fi
@@ -95,12 +96,14 @@ overrides = {
     "components": {},
     "model-cache": {
         "source_paths": ["src/"],
-        "only_mutate": ["src/model_cache/restore.py", "src/model_cache/lease.py", "src/model_cache/ensure.py"],
+        "only_mutate": ["src/model_cache/restore.py", "src/model_cache/lease.py", "src/model_cache/ensure.py",
+                        "src/model_cache/manifest.py"],
         # The in-process lease and restore tests and the ensure/restore round trips; test_concurrency
         # (eight processes per test) and test_bad_input would make each surviving mutant cost minutes.
         "pytest_add_cli_args_test_selection": ["tests/model_cache/test_lease.py",
                                                "tests/model_cache/test_ensure_restore.py",
-                                               "tests/model_cache/test_mutation_gaps.py"],
+                                               "tests/model_cache/test_mutation_gaps.py",
+                                               "tests/model_cache/test_manifest.py"],
         "pytest_add_cli_args": base["pytest_add_cli_args"] + ["-p", "mutmut_subprocess"],
         # Most of model-cache runs in `python -m model_cache` subprocesses, which coverage does not see.
         "mutate_only_covered_lines": False,
