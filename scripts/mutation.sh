@@ -103,7 +103,8 @@ overrides = {
         "pytest_add_cli_args_test_selection": ["tests/model_cache/test_lease.py",
                                                "tests/model_cache/test_ensure_restore.py",
                                                "tests/model_cache/test_mutation_gaps.py",
-                                               "tests/model_cache/test_manifest.py"],
+                                               "tests/model_cache/test_manifest.py",
+                                               "tests/model_cache/test_restore_trust.py"],
         "pytest_add_cli_args": base["pytest_add_cli_args"] + ["-p", "mutmut_subprocess"],
         # Most of model-cache runs in `python -m model_cache` subprocesses, which coverage does not see.
         "mutate_only_covered_lines": False,
