@@ -70,6 +70,10 @@ case "$TARGET" in
     # `python -m model_cache` subprocesses they start (PYTHONPATH comes before the install's .pth).
     # scripts/mutation/ holds the plugin that hands the mutant to those subprocesses (see its docstring).
     export PYTHONPATH=$WORK/mutants/src:$ROOT/scripts/mutation
+    # It must exist before mutmut starts (mutmut creates it later): Python caches "no such directory" for a
+    # sys.path entry at its first import, and the in-process tests would then run the unmutated editable
+    # install for the whole run (only the CLI subprocesses saw mutants; their hits alone were recorded).
+    mkdir -p "$WORK/mutants/src"
     ;;
   hf-server)
     PY=$ROOT/.venv-mut-hf/bin/python
@@ -82,6 +86,7 @@ case "$TARGET" in
         | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
     fi
     export PYTHONPATH=$WORK/mutants:$ROOT/scripts/mutation
+    mkdir -p "$WORK/mutants"  # before mutmut starts, as for model-cache above
     ;;
   *) echo "mutation: unknown target '$TARGET' (components, model-cache, hf-server, all)" >&2; exit 2 ;;
 esac
@@ -112,9 +117,10 @@ overrides = {
     "hf-server": {
         "source_paths": ["hf_server/"],
         "only_mutate": ["hf_server/app.py"],
-        # The queue's own tests (429s, queue depth, slots held by streams): the rest of tests/hf_server
+        # The queue's own tests: test_limiter.py drives the Limiter directly (milliseconds), test_concurrency.py
+        # through a live server (429s, queue depth, slots held by streams); the rest of tests/hf_server
         # loads models and starts server processes, minutes per mutant for code they do not check.
-        "pytest_add_cli_args_test_selection": ["tests/hf_server/test_concurrency.py"],
+        "pytest_add_cli_args_test_selection": ["tests/hf_server/test_limiter.py", "tests/hf_server/test_concurrency.py"],
         # --confcutdir: tests/conftest.py imports the Pulumi program, which this venv does not have
         # (as scripts/test.d/60-hf-server.sh runs them).
         "pytest_add_cli_args": base["pytest_add_cli_args"] + ["-p", "mutmut_subprocess", "-m", "not gpu and not slow",
