@@ -8,6 +8,8 @@ manifest's own in test_manifest.py.
 from __future__ import annotations
 
 import json
+import logging
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -166,3 +168,100 @@ def test_a_marker_that_is_not_an_object_is_ignored(cached, env, tmp_path):
     assert _restore(env, dest) == 0
     assert json.loads((dest / ".model-cache-complete.json").read_text())["sha"] == cached.sha
 
+
+
+# ensure() in-process: what it answers "cached" from, and what it then leaves untouched.
+
+def _ensure(env: dict, **extra: str) -> int:
+    from model_cache.ensure import ensure
+
+    return ensure(_settings(env, "ensure", **extra))
+
+
+def _ref_key(repo) -> str:
+    return f"models/{repo.repo_id}/refs/main"
+
+
+def _keys(s3, bucket: str, prefix: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+@pytest.fixture
+def ensured(hub, env, s3, bucket):
+    """A snapshot ensure'd into the bucket in-process; the Hub stays up."""
+    repo = hub.add_repo(small_repo())
+    assert _ensure(env) == 0
+    return repo
+
+
+def test_a_covering_manifest_is_the_whole_answer_named_in_one_line(ensured, env, s3, bucket, caplog):
+    manifest_etag = s3.head_object(Bucket=bucket, Key=_manifest_key(ensured))["ETag"]
+    ref_etag = s3.head_object(Bucket=bucket, Key=_ref_key(ensured))["ETag"]
+    caplog.set_level(logging.INFO, logger="model_cache")
+    assert _ensure(env) == 0
+    assert (f"cached: s3://{bucket}/{_manifest_key(ensured)} ({len(ensured.files)} files)"
+            in caplog.messages)
+    assert not any("holding the download lease" in m for m in caplog.messages)
+    # Nothing written: the manifest and the ref stay the same objects, no lease was taken.
+    assert s3.head_object(Bucket=bucket, Key=_manifest_key(ensured))["ETag"] == manifest_etag
+    assert s3.head_object(Bucket=bucket, Key=_ref_key(ensured))["ETag"] == ref_etag
+    assert _keys(s3, bucket, f"models/{ensured.repo_id}/leases/") == []
+
+
+def test_a_cached_snapshot_whose_ref_is_missing_gets_its_ref_back_without_a_fill(ensured, env, s3, bucket, caplog):
+    s3.delete_object(Bucket=bucket, Key=_ref_key(ensured))
+    manifest_etag = s3.head_object(Bucket=bucket, Key=_manifest_key(ensured))["ETag"]
+    caplog.set_level(logging.INFO, logger="model_cache")
+    assert _ensure(env) == 0
+    ref = json.loads(s3.get_object(Bucket=bucket, Key=_ref_key(ensured))["Body"].read())
+    assert (ref["repo"], ref["revision"], ref["sha"]) == (ensured.repo_id, "main", ensured.sha)
+    assert s3.head_object(Bucket=bucket, Key=_manifest_key(ensured))["ETag"] == manifest_etag
+    assert not any("holding the download lease" in m for m in caplog.messages)
+
+
+def _dead_hub() -> str:
+    """A loopback URL nobody listens on. (Stopping the stub is not enough in-process: huggingface_hub
+    keeps its connection to the stub alive and would still reach it.)"""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_with_the_hub_down_a_cached_snapshot_is_used_and_named(ensured, env, caplog):
+    dead = _dead_hub()
+    caplog.set_level(logging.INFO, logger="model_cache")
+    assert _ensure(env, HF_ENDPOINT=dead) == 0
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith(f"Hub {dead} unreachable")
+    assert warning.endswith(f"; using the cached snapshot {ensured.sha} of {ensured.repo_id}@main")
+
+
+def test_with_the_hub_down_a_ref_without_its_manifest_is_not_cached(ensured, env, s3, bucket):
+    from model_cache.errors import HubUnreachable
+
+    s3.delete_object(Bucket=bucket, Key=_manifest_key(ensured))
+    with pytest.raises(HubUnreachable, match="unreachable"):
+        _ensure(env, HF_ENDPOINT=_dead_hub())
+
+
+def test_with_the_hub_down_and_nothing_cached_ensure_fails(hub, env):
+    from model_cache.errors import HubUnreachable
+
+    hub.add_repo(small_repo())
+    with pytest.raises(HubUnreachable, match="unreachable"):
+        _ensure(env, HF_ENDPOINT=_dead_hub())
+
+
+def test_only_a_download_needs_a_writable_download_dir(ensured, hub, env, tmp_path):
+    from model_cache.errors import ConfigError
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    # Warm: the manifest answers before the scratch directory matters.
+    assert _ensure(env, DOWNLOAD_DIR=str(blocked)) == 0
+    # Cold (another revision of another repo): the scratch directory is checked before the lease.
+    other = hub.add_repo(small_repo("acme/other-model"))
+    with pytest.raises(ConfigError) as caught:
+        _ensure(env, DOWNLOAD_DIR=str(blocked), MODEL_NAME=other.repo_id)
+    assert str(caught.value).startswith(f"DOWNLOAD_DIR (--download-dir)={str(blocked)!r} is not a directory: ")
