@@ -319,3 +319,14 @@ def test_without_conditional_overwrite_a_takeover_of_a_released_lease_is_no_erro
     # No lease was created behind the 404: the next poll reads the key again and starts over.
     assert wire.of("PutObject") == []
     assert "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix=key)
+
+
+@pytest.mark.parametrize("doc", [{"expires": float("nan"), "ttl": 100}, {"expires": float("inf"), "ttl": 100},
+                                 {"expires": time.time() + 100, "ttl": float("nan")},
+                                 {"expires": time.time() + 100, "ttl": float("inf")}],
+                         ids=["nan-expires", "inf-expires", "nan-ttl", "inf-ttl"])
+def test_a_lease_with_a_non_finite_expiry_or_ttl_is_abandoned(env, doc):
+    # json.loads accepts NaN and Infinity: such a lease would never expire by comparison, so it is
+    # taken for abandoned at first sight rather than blocking every waiter forever.
+    lease = Lease(None, _settings(env, MODEL_CACHE_CLOCK_SKEW="0"), "unused")
+    assert lease.stale(doc, "e") is True
