@@ -8,6 +8,7 @@ after each write, which alone would hide a lost condition in a race.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from types import SimpleNamespace
@@ -330,3 +331,50 @@ def test_a_lease_with_a_non_finite_expiry_or_ttl_is_abandoned(env, doc):
     # taken for abandoned at first sight rather than blocking every waiter forever.
     lease = Lease(None, _settings(env, MODEL_CACHE_CLOCK_SKEW="0"), "unused")
     assert lease.stale(doc, "e") is True
+
+
+def test_a_lost_lease_is_not_deleted_on_release(env, bucket):
+    settings = _settings(env, MODEL_CACHE_LEASE_TTL="1")
+    client = s3.make_client(settings)
+    lease = Lease(client, settings, "models/x/leases/lost.json")
+    assert lease.try_acquire()
+    client.put_object(Bucket=bucket, Key=lease.key, Body=b'{"holder": "thief", "expires": 9e9}')
+    assert lease.lost.wait(5), "the heartbeat did not notice the takeover"
+    wire = Wire(client)
+    lease.release()
+    assert wire.of("DeleteObject") == []  # not even a conditional one: the lease is someone else's now
+
+
+def _store_answers_delete(client, answer) -> None:
+    """DeleteObject If-Match answered by ``answer`` instead of the server: (status, code) or an exception."""
+    def hook(params, **_):
+        if isinstance(answer, Exception):
+            raise answer
+        status, code = answer
+        http = SimpleNamespace(status_code=status, headers={}, raw=None, content=b"")
+        return http, {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+    client.meta.events.register("before-call.s3.DeleteObject", hook)
+
+
+@pytest.mark.parametrize(("answer", "warning"), [
+    ((412, "PreconditionFailed"), None),     # someone took it over meanwhile: theirs now, nothing to say
+    ((404, "NoSuchKey"), None),              # already gone
+    ((403, "AccessDenied"), "could not release the lease (AccessDenied); it expires by itself"),
+    ("connection", "could not release the lease (EndpointConnectionError); it expires by itself"),
+], ids=["412", "404", "403", "connection"])
+def test_a_failed_release_is_a_warning_never_an_error(env, bucket, caplog, answer, warning):
+    from botocore.exceptions import EndpointConnectionError
+
+    settings = _settings(env)
+    client = s3.make_client(settings)
+    lease = Lease(client, settings, "models/x/leases/release-fails.json")
+    assert lease.try_acquire()
+    if answer == "connection":
+        answer = EndpointConnectionError(endpoint_url=env["S3_ENDPOINT_URL"])
+    _store_answers_delete(client, answer)
+    caplog.set_level(logging.INFO, logger="model_cache.lease")
+    lease.release()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ([warning] if warning else [])
+    assert lease.etag is None
