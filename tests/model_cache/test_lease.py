@@ -378,3 +378,95 @@ def test_a_failed_release_is_a_warning_never_an_error(env, bucket, caplog, answe
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == ([warning] if warning else [])
     assert lease.etag is None
+
+
+def _on_create(client, action) -> None:
+    """Run ``action(params)`` when the lease's conditional create (PUT If-None-Match) is about to be sent;
+    what it returns (None: send the request as it is) is what botocore takes for the response."""
+    def hook(params, **_):
+        if params.get("headers", {}).get("If-None-Match") == "*":
+            return action(params)
+        return None
+
+    client.meta.events.register("before-call.s3.PutObject", hook)
+
+
+def _answer(status: int, code: str):
+    http = SimpleNamespace(status_code=status, headers={}, raw=None, content=b"")
+    return http, {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+
+def test_a_create_lost_to_a_fresh_lease_waits_and_leaves_it_alone(env, bucket):
+    settings = _settings(env)
+    client = s3.make_client(settings)
+    key = "models/x/leases/race-lost.json"
+    other = s3.make_client(settings)
+    rival = json.dumps({"holder": "rival", "expires": time.time() + 100, "ttl": 100})
+    # Between our look (no lease) and our create, another process creates it: the store answers 412.
+    _on_create(client, lambda params: other.put_object(Bucket=bucket, Key=key, Body=rival) and None)
+    wire = Wire(client)
+    assert Lease(client, settings, key).try_acquire() is False
+    assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["holder"] == "rival"
+    assert [h.get("if-none-match") for h in wire.of("PutObject")] == ["*"]  # no second write, no takeover
+
+
+def test_a_create_refused_for_a_lease_released_meanwhile_retries_later(env, bucket):
+    settings = _settings(env)
+    client = s3.make_client(settings)
+    # 412 to our create, but the lease is gone when we read it again (released in between).
+    _on_create(client, lambda params: _answer(412, "PreconditionFailed"))
+    wire = Wire(client)
+    assert Lease(client, settings, "models/x/leases/race-released.json").try_acquire() is False
+    assert wire.of("PutObject") == []  # refused before it was sent; nothing written after
+
+
+def test_a_store_without_if_none_match_gets_write_then_verify(env, bucket, caplog):
+    settings = _settings(env)
+    client = s3.make_client(settings)
+    key = "models/x/leases/no-if-none-match.json"
+    _on_create(client, lambda params: _answer(501, "NotImplemented"))
+    wire = Wire(client)
+    caplog.set_level(logging.INFO, logger="model_cache.lease")
+    lease = Lease(client, settings, key)
+    try:
+        assert lease.try_acquire() is True
+        assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["holder"] == lease.id
+        assert lease.etag == client.head_object(Bucket=bucket, Key=key)["ETag"]
+    finally:
+        lease.release()
+    assert [h.get("if-none-match") for h in wire.of("PutObject")] == [None]  # the plain PUT
+    assert ("the store does not support If-None-Match; using write-then-verify for the lease"
+            in [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING])
+
+
+def test_without_if_none_match_an_existing_lease_is_never_overwritten_unconditionally(env, bucket):
+    from botocore.exceptions import ClientError
+
+    settings = _settings(env)
+    client = s3.make_client(settings)
+    key = "models/x/leases/no-if-none-match-stale.json"
+    client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))
+    _on_create(client, lambda params: _answer(501, "NotImplemented"))
+    # Write-then-verify is only for a free lease: over an existing one it could not tell two takers apart.
+    with pytest.raises(ClientError, match="NotImplemented"):
+        Lease(client, settings, key).try_acquire()
+    assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["holder"] == "dead"
+
+
+@pytest.mark.parametrize(("doc", "says"), [
+    ({"holder": "dead/1/abc", "expires": 1_000_000_000},
+     "lease held by dead/1/abc expired (expires=2001-09-09T01:46:40Z); taking it over"),
+    ({"renewed": 1}, "lease held by ? expired (expires=?); taking it over"),
+], ids=["named", "anonymous"])
+def test_a_takeover_names_the_holder_and_its_expiry(env, bucket, caplog, doc, says):
+    settings = _settings(env)
+    client = s3.make_client(settings)
+    key = "models/x/leases/takeover-log.json"
+    client.put_object(Bucket=bucket, Key=key, Body=json.dumps(doc))
+    caplog.set_level(logging.INFO, logger="model_cache.lease")
+    lease = Lease(client, settings, key)
+    try:
+        assert lease.try_acquire()
+    finally:
+        lease.release()
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [says]
