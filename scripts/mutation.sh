@@ -87,6 +87,12 @@ case "$TARGET" in
     fi
     export PYTHONPATH=$WORK/mutants:$ROOT/scripts/mutation
     mkdir -p "$WORK/mutants"  # before mutmut starts, as for model-cache above
+    # One OpenMP thread: mutmut runs its stats pass (real generations) in its own process and then forks
+    # every mutant from it; GNU OpenMP (torch's CPU thread pool) is not fork-safe, so a child's first
+    # parallel torch op waited forever for pool threads that only the parent had, and every mutant
+    # "timed out" (reproduced with a bare fork after a matmul; docs/testing.md). With one thread there
+    # is no pool to lose.
+    export OMP_NUM_THREADS=1
     ;;
   *) echo "mutation: unknown target '$TARGET' (components, model-cache, hf-server, all)" >&2; exit 2 ;;
 esac
