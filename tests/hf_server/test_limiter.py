@@ -3,7 +3,8 @@
 test_concurrency.py checks the same rules through a live server (HTTP status, Retry-After header,
 streams holding their slot); these tests drive the Limiter directly on an event loop, with no model
 and no server, so every rule is pinned by a test that runs in milliseconds (the mutation run,
-docs/testing.md, runs each test once per mutant).
+docs/testing.md, runs each test once per mutant). Every wait is bounded (asyncio.wait_for): a change
+that makes a request queue where it should be refused fails the test in a second instead of hanging.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def test_without_a_queue_a_full_server_refuses_at_once(concurrency):
     async def scenario():
         limiter, metrics = _limiter(concurrency=concurrency, queue=0)
         for _ in range(concurrency):
-            await limiter.acquire()
+            await asyncio.wait_for(limiter.acquire(), 1)
         with pytest.raises(APIError) as caught:
             await asyncio.wait_for(limiter.acquire(), 1)  # a refusal, not a wait
         _assert_busy(caught.value, concurrency, 0, 0)
@@ -78,11 +79,11 @@ def test_without_a_queue_a_full_server_refuses_at_once(concurrency):
 def test_the_queue_holds_max_queue_waiters_in_order_then_refuses():
     async def scenario():
         limiter, metrics = _limiter(concurrency=1, queue=2)
-        await limiter.acquire()
+        await asyncio.wait_for(limiter.acquire(), 1)
         started: list[str] = []
 
         async def request(name: str) -> None:
-            await limiter.acquire()
+            await asyncio.wait_for(limiter.acquire(), 1)
             started.append(name)
 
         first, second = asyncio.create_task(request("first")), None
@@ -92,7 +93,7 @@ def test_the_queue_holds_max_queue_waiters_in_order_then_refuses():
         await _settle()
         assert limiter.waiting == 2 and _gauges(metrics) == (1, 2)
         with pytest.raises(APIError) as caught:
-            await limiter.acquire()
+            await asyncio.wait_for(limiter.acquire(), 1)
         _assert_busy(caught.value, 1, 2, 2)
         assert limiter.waiting == 2 and started == []
         limiter.release()  # the running generation ends: the first waiter gets its slot
@@ -108,13 +109,13 @@ def test_the_queue_holds_max_queue_waiters_in_order_then_refuses():
 def test_a_new_request_queues_behind_waiters_even_when_a_slot_was_just_freed():
     async def scenario():
         limiter, metrics = _limiter(concurrency=1, queue=1)
-        await limiter.acquire()
+        await asyncio.wait_for(limiter.acquire(), 1)
         waiter = asyncio.create_task(limiter.acquire())
         await _settle()
         limiter.release()  # the slot goes to the waiter, which has not run yet
         # The queue is full (the waiter still counts): a newcomer is refused, it may not jump ahead.
         with pytest.raises(APIError) as caught:
-            await limiter.acquire()
+            await asyncio.wait_for(limiter.acquire(), 1)
         _assert_busy(caught.value, 1, 1, 1)
         await asyncio.wait_for(waiter, 1)
         assert limiter.waiting == 0 and _gauges(metrics) == (1, 0)
@@ -125,7 +126,7 @@ def test_a_new_request_queues_behind_waiters_even_when_a_slot_was_just_freed():
 def test_a_waiter_gives_up_after_the_queue_timeout_with_a_429():
     async def scenario():
         limiter, metrics = _limiter(concurrency=1, queue=1, timeout=0.05)
-        await limiter.acquire()
+        await asyncio.wait_for(limiter.acquire(), 1)
         with pytest.raises(APIError) as caught:
             await asyncio.wait_for(limiter.acquire(), 5)
         _assert_busy(caught.value, 1, 1, 1)  # the answer is made while it still holds its place ...
@@ -140,7 +141,7 @@ def test_a_waiter_gives_up_after_the_queue_timeout_with_a_429():
 def test_a_queue_timeout_of_zero_waits_without_limit():
     async def scenario():
         limiter, metrics = _limiter(concurrency=1, queue=1, timeout=0)
-        await limiter.acquire()
+        await asyncio.wait_for(limiter.acquire(), 1)
         waiter = asyncio.create_task(limiter.acquire())
         await asyncio.sleep(0.2)
         assert not waiter.done() and limiter.waiting == 1
@@ -154,7 +155,7 @@ def test_a_queue_timeout_of_zero_waits_without_limit():
 def test_a_cancelled_waiter_gives_its_queue_place_back():
     async def scenario():
         limiter, metrics = _limiter(concurrency=1, queue=1)
-        await limiter.acquire()
+        await asyncio.wait_for(limiter.acquire(), 1)
         waiter = asyncio.create_task(limiter.acquire())
         await _settle()
         waiter.cancel()  # the client went away while queued
