@@ -142,10 +142,15 @@ if target == "hf-server":
     # the tests import the mutated hf_server/ instead of an unmutated one.
     conf["also_copy"].remove("images/")
 # Replace the [tool.mutmut] table of the copy's pyproject.toml by the target's (values as TOML literals).
-lines, out, skip = open(path).read().splitlines(), [], False
+# Also drop coverage's relative_files: mutmut's own coverage pass (mutate_only_covered_lines) matches
+# files by absolute path, and with relative names it found no covered line, so no mutant at all.
+lines, out, skip, section = open(path).read().splitlines(), [], False, ""
 for line in lines:
     if line.startswith("["):
-        skip = line.strip() == "[tool.mutmut]"
+        section = line.strip()
+        skip = section == "[tool.mutmut]"
+    if section == "[tool.coverage.run]" and line.replace(" ", "").startswith("relative_files="):
+        continue
     if not skip:
         out.append(line)
 out.append("[tool.mutmut]")

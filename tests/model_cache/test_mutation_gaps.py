@@ -265,3 +265,29 @@ def test_only_a_download_needs_a_writable_download_dir(ensured, hub, env, tmp_pa
     with pytest.raises(ConfigError) as caught:
         _ensure(env, DOWNLOAD_DIR=str(blocked), MODEL_NAME=other.repo_id)
     assert str(caught.value).startswith(f"DOWNLOAD_DIR (--download-dir)={str(blocked)!r} is not a directory: ")
+
+
+def test_a_manifest_finished_by_another_process_while_we_took_the_lease_is_not_refilled(
+        ensured, env, s3, bucket, monkeypatch):
+    from model_cache import ensure as ensure_module
+
+    key = _manifest_key(ensured)
+    finished = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=key)
+    s3.delete_object(Bucket=bucket, Key=_ref_key(ensured))
+
+    class LateLease(ensure_module.Lease):
+        """The other process writes its manifest just before our lease is granted (the lease is free)."""
+
+        def try_acquire(self) -> bool:
+            s3.put_object(Bucket=bucket, Key=key, Body=finished)
+            return super().try_acquire()
+
+    def no_fill(*args, **kwargs):
+        raise AssertionError("filled a snapshot whose manifest was complete when the lease was granted")
+
+    monkeypatch.setattr(ensure_module, "Lease", LateLease)
+    monkeypatch.setattr(ensure_module, "_fill", no_fill)
+    assert _ensure(env) == 0
+    assert json.loads(s3.get_object(Bucket=bucket, Key=_ref_key(ensured))["Body"].read())["sha"] == ensured.sha
+    assert _keys(s3, bucket, f"models/{ensured.repo_id}/leases/") == []  # released
