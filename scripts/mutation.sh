@@ -33,7 +33,8 @@ if [ $# -eq 0 ]; then
   case "$TARGET" in
     components) set -- 'components.images.x_credential_like*' 'components.images.x_validate*' \
       'components.model_namespace.*' 'components.cluster.x_gpu_tolerations*' \
-      'components.cluster.x__require_kubeconfig*' 'components.config.settings.x__cluster*' \
+      'components.cluster.x__require_kubeconfig*' 'components.cluster.xǁGpuClusterǁ__init__*' \
+      'components.config.settings.x__cluster*' \
       'components.config.settings.x__secret*' 'components.config.settings.x__unknown_keys*' ;;
     model-cache) set -- 'model_cache.restore.x__present_and_correct*' 'model_cache.restore.x__read_marker*' \
       'model_cache.restore.x__record*' 'model_cache.lease.xǁLeaseǁstale*' 'model_cache.lease.xǁLeaseǁ_takeover*' \
