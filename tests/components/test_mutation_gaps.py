@@ -254,3 +254,23 @@ def test_every_resource_of_the_gpu_cluster_as_registered() -> None:
     assert cluster.tolerations == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert (cluster.gpu_node_count, cluster.gpus_per_node, cluster.runtime_class) == (2, 1, "nvidia")
     assert cluster.pool_layout == "an.g1.l40s.kube.x1: 1,1"
+
+
+def test_the_gpu_cluster_registers_its_outputs(monitor) -> None:
+    from components.cluster import GpuCluster, GpuClusterArgs
+    from components.config.types import ClusterSettings
+
+    registered: dict[str, dict] = {}
+    real = monitor.RegisterResourceOutputs
+
+    def record(request):
+        registered[request.urn] = rpc_struct_keys(request.outputs)
+        return real(request)
+
+    monitor.RegisterResourceOutputs = record
+    settings = ClusterSettings("LON1", None, "cilium", "g4s.kube.medium", 1, "an.g1.l40s.kube.x1", 1,
+                               ("192.0.2.0/24",), "v25.10.1")
+    _, records = register_in(monitor, lambda: GpuCluster("unit", GpuClusterArgs(settings, "gpu-platform-unit")))
+    component = next(r for r in records if r.type == "gpu-platform:index:GpuCluster")
+    assert registered[component.urn] == {"kubeconfig", "clusterName", "clusterId", "apiEndpoint", "gpuNodeSelector",
+                                         "gpuTolerations"}
