@@ -118,3 +118,9 @@ def test_the_cluster_settings_as_read() -> None:
             c.gpu_node_count, c.api_allowed_cidrs, c.gpu_operator_version) == (
         "LON1", "1.31.9-k3s1", "flannel", "g4s.kube.large", 2, "an.g1.l40s.kube.x1", 3, (OFFICE,), "v25.3.0")
     assert load({}).cluster.kubernetes_version is None  # unset: Civo's default, not an empty string
+
+
+def test_a_non_gpu_region_lists_every_gpu_region(monkeypatch) -> None:
+    monkeypatch.setitem(catalog.REGIONS, "GPU8", catalog.Region("GPU8", gpu_kubernetes=True, object_store=True))
+    assert problems_of({"region": "FRA1"}) == [("gpu-platform:region = 'FRA1': Civo offers GPU Kubernetes only in "
+                                                 "LON1, GPU8. Fix: pulumi config set region LON1")]
