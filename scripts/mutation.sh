@@ -7,7 +7,7 @@
 # TARGET is one of
 #   components   components/config/{settings,reader}.py, components/{images,model_namespace,cluster}.py
 #                against tests/config + tests/components (the [tool.mutmut] table of pyproject.toml)
-#   model-cache  model_cache.{restore,lease,ensure} against tests/model_cache
+#   model-cache  model_cache.{restore,lease,manifest} (and ensure) against tests/model_cache
 #   hf-server    hf_server.app's Limiter (the request queue) against tests/hf_server, in a driver venv
 #                (.venv-mut-hf: images/hf-server/requirements-test.txt + mutmut)
 #   all          the three in turn (default)
@@ -33,12 +33,14 @@ if [ $# -eq 0 ]; then
   case "$TARGET" in
     components) set -- 'components.images.x_credential_like*' 'components.images.x_validate*' \
       'components.model_namespace.*' 'components.cluster.x_gpu_tolerations*' \
-      'components.cluster.x__require_kubeconfig*' 'components.config.settings.x__cluster*' \
+      'components.cluster.x__require_kubeconfig*' 'components.cluster.xǁGpuClusterǁ__init__*' \
+      'components.config.settings.x__cluster*' \
       'components.config.settings.x__secret*' 'components.config.settings.x__unknown_keys*' ;;
     model-cache) set -- 'model_cache.restore.x__present_and_correct*' 'model_cache.restore.x__read_marker*' \
       'model_cache.restore.x__record*' 'model_cache.lease.xǁLeaseǁstale*' 'model_cache.lease.xǁLeaseǁ_takeover*' \
       'model_cache.lease.xǁLeaseǁrelease*' 'model_cache.lease.xǁLeaseǁtry_acquire*' \
-      'model_cache.ensure.x_read_manifest*' 'model_cache.ensure.x__covers*' ;;
+      'model_cache.manifest.x_read_manifest*' 'model_cache.manifest.x_covers*' \
+      'model_cache.manifest.x_write_manifest*' ;;
     hf-server) set -- 'hf_server.app.xǁLimiterǁ*' ;;
   esac
 fi
@@ -69,6 +71,10 @@ case "$TARGET" in
     # `python -m model_cache` subprocesses they start (PYTHONPATH comes before the install's .pth).
     # scripts/mutation/ holds the plugin that hands the mutant to those subprocesses (see its docstring).
     export PYTHONPATH=$WORK/mutants/src:$ROOT/scripts/mutation
+    # It must exist before mutmut starts (mutmut creates it later): Python caches "no such directory" for a
+    # sys.path entry at its first import, and the in-process tests would then run the unmutated editable
+    # install for the whole run (only the CLI subprocesses saw mutants; their hits alone were recorded).
+    mkdir -p "$WORK/mutants/src"
     ;;
   hf-server)
     PY=$ROOT/.venv-mut-hf/bin/python
@@ -81,6 +87,13 @@ case "$TARGET" in
         | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
     fi
     export PYTHONPATH=$WORK/mutants:$ROOT/scripts/mutation
+    mkdir -p "$WORK/mutants"  # before mutmut starts, as for model-cache above
+    # One OpenMP thread: mutmut runs its stats pass (real generations) in its own process and then forks
+    # every mutant from it; GNU OpenMP (torch's CPU thread pool) is not fork-safe, so a child's first
+    # parallel torch op waited forever for pool threads that only the parent had, and every mutant
+    # "timed out" (reproduced with a bare fork after a matmul; docs/testing.md). With one thread there
+    # is no pool to lose.
+    export OMP_NUM_THREADS=1
     ;;
   *) echo "mutation: unknown target '$TARGET' (components, model-cache, hf-server, all)" >&2; exit 2 ;;
 esac
@@ -95,12 +108,15 @@ overrides = {
     "components": {},
     "model-cache": {
         "source_paths": ["src/"],
-        "only_mutate": ["src/model_cache/restore.py", "src/model_cache/lease.py", "src/model_cache/ensure.py"],
+        "only_mutate": ["src/model_cache/restore.py", "src/model_cache/lease.py", "src/model_cache/ensure.py",
+                        "src/model_cache/manifest.py"],
         # The in-process lease and restore tests and the ensure/restore round trips; test_concurrency
         # (eight processes per test) and test_bad_input would make each surviving mutant cost minutes.
         "pytest_add_cli_args_test_selection": ["tests/model_cache/test_lease.py",
                                                "tests/model_cache/test_ensure_restore.py",
-                                               "tests/model_cache/test_mutation_gaps.py"],
+                                               "tests/model_cache/test_mutation_gaps.py",
+                                               "tests/model_cache/test_manifest.py",
+                                               "tests/model_cache/test_restore_trust.py"],
         "pytest_add_cli_args": base["pytest_add_cli_args"] + ["-p", "mutmut_subprocess"],
         # Most of model-cache runs in `python -m model_cache` subprocesses, which coverage does not see.
         "mutate_only_covered_lines": False,
@@ -108,9 +124,10 @@ overrides = {
     "hf-server": {
         "source_paths": ["hf_server/"],
         "only_mutate": ["hf_server/app.py"],
-        # The queue's own tests (429s, queue depth, slots held by streams): the rest of tests/hf_server
+        # The queue's own tests: test_limiter.py drives the Limiter directly (milliseconds), test_concurrency.py
+        # through a live server (429s, queue depth, slots held by streams); the rest of tests/hf_server
         # loads models and starts server processes, minutes per mutant for code they do not check.
-        "pytest_add_cli_args_test_selection": ["tests/hf_server/test_concurrency.py"],
+        "pytest_add_cli_args_test_selection": ["tests/hf_server/test_limiter.py", "tests/hf_server/test_concurrency.py"],
         # --confcutdir: tests/conftest.py imports the Pulumi program, which this venv does not have
         # (as scripts/test.d/60-hf-server.sh runs them).
         "pytest_add_cli_args": base["pytest_add_cli_args"] + ["-p", "mutmut_subprocess", "-m", "not gpu and not slow",
@@ -126,10 +143,15 @@ if target == "hf-server":
     # the tests import the mutated hf_server/ instead of an unmutated one.
     conf["also_copy"].remove("images/")
 # Replace the [tool.mutmut] table of the copy's pyproject.toml by the target's (values as TOML literals).
-lines, out, skip = open(path).read().splitlines(), [], False
+# Also drop coverage's relative_files: mutmut's own coverage pass (mutate_only_covered_lines) matches
+# files by absolute path, and with relative names it found no covered line, so no mutant at all.
+lines, out, skip, section = open(path).read().splitlines(), [], False, ""
 for line in lines:
     if line.startswith("["):
-        skip = line.strip() == "[tool.mutmut]"
+        section = line.strip()
+        skip = section == "[tool.mutmut]"
+    if section == "[tool.coverage.run]" and line.replace(" ", "").startswith("relative_files="):
+        continue
     if not skip:
         out.append(line)
 out.append("[tool.mutmut]")

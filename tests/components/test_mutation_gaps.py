@@ -183,3 +183,94 @@ def test_optional_secrets_not_made_are_none(monitor) -> None:
 
 def rpc_struct_keys(struct) -> set[str]:
     return set(struct.fields.keys()) if struct is not None else set()
+
+
+# --- cluster: every resource GpuCluster registers, compared with literals ----------------------------------
+
+def test_every_resource_of_the_gpu_cluster_as_registered() -> None:
+    """Network, firewall, cluster, one single-node GPU pool per node (labelled, tainted, replaced on
+    resize), the Kubernetes provider on the secret kubeconfig, and the component's outputs, as literals
+    (not through the helpers the component uses, which a wrong helper would satisfy as well)."""
+    from components.cluster import GpuCluster, GpuClusterArgs
+    from components.config.types import ClusterSettings
+    from tests.support.mocks import register
+
+    settings = ClusterSettings("LON1", "1.32.5-k3s1", "cilium", "g4s.kube.medium", 1, "an.g1.l40s.kube.x1", 2,
+                               ("192.0.2.0/24", "2001:db8::/32"), "v25.10.1")
+    cluster, records = register(lambda: GpuCluster("unit", GpuClusterArgs(settings, "gpu-platform-unit")))
+    by_name = {r.name: r for r in records}
+    component = by_name["unit"]
+    assert component.type == "gpu-platform:index:GpuCluster"
+    assert {r.name for r in records if r.parent == component.urn} == {
+        "unit-network", "unit-firewall", "unit-cluster", "unit-gpu-pool-0", "unit-gpu-pool-1", "unit-k8s",
+        "unit-gpu-operator-ns", "unit-gpu-operator"}
+    network, firewall, civo_cluster = by_name["unit-network"], by_name["unit-firewall"], by_name["unit-cluster"]
+    network_id, firewall_id, cluster_id = (resolve(x) for x in (cluster.network.id, cluster.firewall.id,
+                                                                cluster.cluster.id))
+
+    assert network.inputs == {"region": "LON1", "label": "gpu-platform-unit-network"}
+    assert firewall.inputs == {
+        "name": "gpu-platform-unit-firewall", "networkId": network_id, "region": "LON1", "createDefaultRules": False,
+        "ingressRules": [{"label": "kubernetes-api", "protocol": "tcp", "portRange": "6443",
+                          "cidrs": ["192.0.2.0/24", "2001:db8::/32"], "action": "allow"}],
+        "egressRules": [
+            {"label": "all-tcp", "protocol": "tcp", "portRange": "1-65535", "cidrs": ["0.0.0.0/0"], "action": "allow"},
+            {"label": "all-udp", "protocol": "udp", "portRange": "1-65535", "cidrs": ["0.0.0.0/0"], "action": "allow"},
+            {"label": "icmp", "protocol": "icmp", "cidrs": ["0.0.0.0/0"], "action": "allow"}],
+    }
+    assert civo_cluster.inputs == {
+        "name": "gpu-platform-unit", "region": "LON1", "networkId": network_id, "firewallId": firewall_id,
+        "clusterType": "k3s", "cni": "cilium", "kubernetesVersion": "1.32.5-k3s1", "writeKubeconfig": True,
+        "pools": {"size": "g4s.kube.medium", "nodeCount": 1},
+    }
+    assert civo_cluster.ignore_changes == ["tags"] and civo_cluster.parent == component.urn
+    assert set(civo_cluster.dependencies) == {network.urn, firewall.urn}
+    for index in (0, 1):
+        pool = by_name[f"unit-gpu-pool-{index}"]
+        assert pool.inputs == {
+            "clusterId": cluster_id, "size": "an.g1.l40s.kube.x1", "nodeCount": 1,
+            "labels": {"gpu-platform/pool": "gpu"},
+            "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+        }
+        assert pool.replace_on_changes == ["size", "nodeCount"] and pool.parent == component.urn
+        assert pool.dependencies == [civo_cluster.urn]
+        # Only the first pool keeps the identity of the one-pool design's pool.
+        assert pool.aliases == (["name=unit-gpu-pool"] if index == 0 else [])
+
+    provider = by_name["unit-k8s"]
+    assert provider.type == "pulumi:providers:kubernetes" and provider.parent == component.urn
+    assert is_rpc_secret(provider.inputs["kubeconfig"])
+    assert {k: v for k, v in provider.inputs.items() if k != "kubeconfig"} == {
+        "enableServerSideApply": "true", "deleteUnreachable": "false", "clusterIdentifier": cluster_id}
+    operator = by_name["unit-gpu-operator"]
+    # The operator waits for the GPU pools and talks to this cluster only.
+    assert {by_name["unit-gpu-pool-0"].urn, by_name["unit-gpu-pool-1"].urn} <= set(operator.dependencies)
+    assert operator.provider.startswith(provider.urn + "::")
+
+    assert resolve(cluster.cluster_name) == "gpu-platform-unit"
+    assert resolve(cluster.cluster_id) == cluster_id
+    assert resolve(cluster.api_endpoint) == resolve(cluster.cluster.api_endpoint)
+    assert cluster.node_selector == {"gpu-platform/pool": "gpu"}
+    assert cluster.tolerations == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert (cluster.gpu_node_count, cluster.gpus_per_node, cluster.runtime_class) == (2, 1, "nvidia")
+    assert cluster.pool_layout == "an.g1.l40s.kube.x1: 1,1"
+
+
+def test_the_gpu_cluster_registers_its_outputs(monitor) -> None:
+    from components.cluster import GpuCluster, GpuClusterArgs
+    from components.config.types import ClusterSettings
+
+    registered: dict[str, dict] = {}
+    real = monitor.RegisterResourceOutputs
+
+    def record(request):
+        registered[request.urn] = rpc_struct_keys(request.outputs)
+        return real(request)
+
+    monitor.RegisterResourceOutputs = record
+    settings = ClusterSettings("LON1", None, "cilium", "g4s.kube.medium", 1, "an.g1.l40s.kube.x1", 1,
+                               ("192.0.2.0/24",), "v25.10.1")
+    _, records = register_in(monitor, lambda: GpuCluster("unit", GpuClusterArgs(settings, "gpu-platform-unit")))
+    component = next(r for r in records if r.type == "gpu-platform:index:GpuCluster")
+    assert registered[component.urn] == {"kubeconfig", "clusterName", "clusterId", "apiEndpoint", "gpuNodeSelector",
+                                         "gpuTolerations"}

@@ -1,21 +1,21 @@
 """Behaviours a mutation run (scripts/mutation.sh, docs/testing.md) showed no other test pinned.
 
-In-process against the real S3 server (moto on loopback): the lease's conditional writes as they are
-sent on the wire, its staleness rule, and what restore re-checks before it trusts a local file.
+In-process against the real S3 server (moto on loopback): what restore re-checks before it trusts a
+local file, and when ensure answers "cached". The lease's wire-level tests are in test_lease.py, the
+manifest's own in test_manifest.py.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import time
+import logging
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from model_cache import config, s3
+from model_cache import config
 from model_cache.errors import NotCachedError
-from model_cache.lease import Lease
 from model_cache.restore import restore
 
 from .conftest import run_cli, small_repo, tree
@@ -23,118 +23,6 @@ from .conftest import run_cli, small_repo, tree
 
 def _settings(env: dict, command: str = "status", **extra: str):
     return config.load(SimpleNamespace(), command, environ=dict(env, **extra))
-
-
-class Wire:
-    """Every S3 request a client sends: (operation, headers), recorded where botocore signs it."""
-
-    def __init__(self, client) -> None:
-        self.sent: list[tuple[str, dict[str, str]]] = []
-        client.meta.events.register("before-sign.s3", self._record)
-
-    def _record(self, request, operation_name: str, **_) -> None:
-        self.sent.append((operation_name, {k.lower(): v for k, v in request.headers.items()}))
-
-    def of(self, operation: str) -> list[dict[str, str]]:
-        return [h for op, h in self.sent if op == operation]
-
-
-# --- lease ------------------------------------------------------------------------------------------------
-
-def test_a_free_lease_is_created_with_if_none_match_and_released_with_if_match(env, bucket):
-    settings = _settings(env)
-    client = s3.make_client(settings)
-    wire = Wire(client)
-    lease = Lease(client, settings, "models/x/leases/wire.json")
-    assert lease.try_acquire()
-    held = lease.etag
-    doc = json.loads(client.get_object(Bucket=bucket, Key=lease.key)["Body"].read())
-    assert doc["holder"] == lease.id and doc["ttl"] == settings.lease_ttl
-    assert doc["expires"] == pytest.approx(time.time() + settings.lease_ttl, abs=2)
-    lease.release()
-    # The conditional create is what makes one winner on a store that honours it; the settle-and-reread
-    # alone would hide its loss in a race test.
-    assert [h.get("if-none-match") for h in wire.of("PutObject")] == ["*"]
-    assert [h.get("if-match") for h in wire.of("DeleteObject")] == [held]
-    assert lease.etag is None
-    assert "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix=lease.key)
-
-
-def test_the_heartbeat_renews_with_if_match_of_the_current_version(env, bucket):
-    settings = _settings(env, MODEL_CACHE_LEASE_TTL="1")
-    client = s3.make_client(settings)
-    wire = Wire(client)
-    lease = Lease(client, settings, "models/x/leases/beat.json")
-    assert lease.try_acquire()
-    first = lease.etag
-    deadline = time.monotonic() + 5
-    while len(wire.of("PutObject")) < 3:
-        assert time.monotonic() < deadline, "no heartbeat within 5 s for a 1 s ttl"
-        time.sleep(0.05)
-    lease.release()
-    renewals = wire.of("PutObject")[1:]
-    assert renewals[0].get("if-match") == first
-    assert renewals[1].get("if-match") not in (None, first)  # each renewal names the version it replaces
-    assert not lease.lost.is_set()
-
-
-def test_a_released_lease_does_not_delete_a_lease_it_no_longer_holds(env, bucket):
-    settings = _settings(env)
-    client = s3.make_client(settings)
-    lease = Lease(client, settings, "models/x/leases/gone.json")
-    assert lease.try_acquire()
-    client.put_object(Bucket=bucket, Key=lease.key, Body=b'{"holder": "other", "expires": 9e9}')
-    lease.release()  # the If-Match no longer matches: the other holder's lease stays
-    assert json.loads(client.get_object(Bucket=bucket, Key=lease.key)["Body"].read())["holder"] == "other"
-
-
-def test_staleness_rules(env):
-    settings = _settings(env, MODEL_CACHE_CLOCK_SKEW="0")
-    lease = Lease(None, settings, "unused")
-    now = time.time()
-    assert lease.stale({"expires": now - 1, "ttl": 100}, "e1")            # expired by its own clock
-    assert lease.stale({"expires": "soon"}, "e1")                          # unreadable: abandoned
-    fresh = {"expires": now + 100, "ttl": 0.3}
-    assert not lease.stale(fresh, "e2")                                    # first sight: never stale
-    assert not lease.stale(fresh, "e2")                                    # unchanged, within its ttl
-    time.sleep(0.4)
-    assert lease.stale(fresh, "e2")                                        # unchanged for > ttl: holder dead
-    assert not lease.stale(fresh, "e3")                                    # renewed (new etag): alive again
-
-
-def test_clock_skew_keeps_a_just_expired_lease(env):
-    settings = _settings(env, MODEL_CACHE_CLOCK_SKEW="30")
-    lease = Lease(None, settings, "unused")
-    assert not lease.stale({"expires": time.time() - 5, "ttl": 100}, "e")
-    assert lease.stale({"expires": time.time() - 60, "ttl": 100}, "e")
-
-
-def test_a_stale_lease_is_taken_over_with_if_match_of_the_stale_version(env, bucket):
-    settings = _settings(env)
-    client = s3.make_client(settings)
-    key = "models/x/leases/takeover.json"
-    stale_etag = client.put_object(Bucket=bucket, Key=key,
-                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
-    wire = Wire(client)
-    lease = Lease(client, settings, key)
-    try:
-        assert lease.try_acquire()
-    finally:
-        lease.release()
-    puts = wire.of("PutObject")
-    assert puts[0].get("if-none-match") == "*"
-    assert puts[1].get("if-match") == stale_etag
-
-
-def test_a_valid_lease_is_respected_without_a_write(env, bucket):
-    settings = _settings(env)
-    client = s3.make_client(settings)
-    key = "models/x/leases/alive.json"
-    client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"holder": "alive", "expires": time.time() + 100,
-                                                                "ttl": 100}))
-    wire = Wire(client)
-    assert Lease(client, settings, key).try_acquire() is False
-    assert wire.of("PutObject") == []
 
 
 # --- restore: what it re-checks before it trusts a local file ---------------------------------------------
@@ -222,91 +110,6 @@ def test_restore_selects_files_by_pattern(cached, env, tmp_path):
                                "nested/dir/extra.bin", "empty.txt"}
 
 
-class NoConditionalOverwrite:
-    """A store that refuses ``If-Match`` on PUT, as some S3 implementations do: 501 NotImplemented or
-    400 InvalidArgument, with or without an error code (the rest of each request goes to the real server)."""
-
-    def __init__(self, client, code: str, status: int) -> None:
-        self.code, self.status = code, status
-        client.meta.events.register("before-call.s3.PutObject", self._refuse)
-
-    def _refuse(self, params, **_):
-        if "If-Match" not in params.get("headers", {}):
-            return None
-        http = SimpleNamespace(status_code=self.status, headers={}, raw=None, content=b"")
-        error = {"Code": self.code, "Message": "If-Match on PUT"} if self.code else {}
-        return http, {"Error": error, "ResponseMetadata": {"HTTPStatusCode": self.status}}
-
-
-@pytest.mark.parametrize(("code", "status"), [("NotImplemented", 501), ("", 501), ("InvalidArgument", 400),
-                                              ("", 400)])
-def test_a_store_without_conditional_overwrite_takes_over_by_deleting_exactly_the_stale_version(
-        env, bucket, code: str, status: int):
-    settings = _settings(env)
-    client = s3.make_client(settings)
-    key = "models/x/leases/no-if-match.json"
-    stale_etag = client.put_object(Bucket=bucket, Key=key,
-                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
-    NoConditionalOverwrite(client, code, status)
-    wire = Wire(client)
-    lease = Lease(client, settings, key)
-    try:
-        assert lease.try_acquire()
-        assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["holder"] == lease.id
-    finally:
-        lease._stop.set()  # no heartbeat: it would renew unconditionally on this store
-    assert [h.get("if-match") for h in wire.of("DeleteObject")] == [stale_etag]
-    assert [h.get("if-none-match") for h in wire.of("PutObject")] == ["*", "*"]
-
-
-def test_a_takeover_lost_to_another_waiter_or_to_a_release_is_no_error(env, bucket):
-    settings = _settings(env)
-    client = s3.make_client(settings)
-    key = "models/x/leases/lost-race.json"
-    stale_etag = client.put_object(Bucket=bucket, Key=key,
-                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
-    winner, loser = Lease(client, settings, key), Lease(client, settings, key)
-    try:
-        assert winner.try_acquire()
-        # The loser read the same stale version before the winner replaced it: its If-Match fails (412).
-        assert loser._takeover(stale_etag) is None
-        winner.release()
-        # ... or the lease is gone altogether (released): If-Match on a missing key (404).
-        assert loser._takeover(stale_etag) is None
-    finally:
-        winner.release()
-    assert "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix=key)
-
-
-def test_a_lease_without_ttl_uses_the_configured_one(env):
-    settings = _settings(env, MODEL_CACHE_CLOCK_SKEW="0")
-    lease = Lease(None, settings, "unused")
-    doc = {"expires": time.time() + 100}  # an older writer's lease: no "ttl" field
-    assert not lease.stale(doc, "e") and not lease.stale(doc, "e")
-
-
-def test_clock_skew_also_widens_the_unchanged_for_too_long_rule(env):
-    settings = _settings(env, MODEL_CACHE_CLOCK_SKEW="5")
-    lease = Lease(None, settings, "unused")
-    fresh = {"expires": time.time() + 100, "ttl": 0.3}
-    assert not lease.stale(fresh, "e")
-    time.sleep(0.4)
-    assert not lease.stale(fresh, "e")  # 0.4 s unchanged < ttl 0.3 + skew 5
-
-
-def test_without_conditional_overwrite_a_lost_takeover_is_no_error(env, bucket):
-    settings = _settings(env)
-    client = s3.make_client(settings)
-    key = "models/x/leases/no-if-match-lost.json"
-    stale_etag = client.put_object(Bucket=bucket, Key=key,
-                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
-    client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"holder": "winner", "expires": time.time() + 100}))
-    NoConditionalOverwrite(client, "NotImplemented", 501)
-    # The delete names the stale version, which the winner already replaced: 412, and no lease for us.
-    assert Lease(client, settings, key)._takeover(stale_etag) is None
-    assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["holder"] == "winner"
-
-
 # --- ensure's manifest step ------------------------------------------------------------------------------
 
 WEIGHTS = "model-00002-of-00002.safetensors"  # an LFS file: the Hub lists its size and sha256
@@ -366,26 +169,125 @@ def test_a_marker_that_is_not_an_object_is_ignored(cached, env, tmp_path):
     assert json.loads((dest / ".model-cache-complete.json").read_text())["sha"] == cached.sha
 
 
-SHA = "a" * 40
+
+# ensure() in-process: what it answers "cached" from, and what it then leaves untouched.
+
+def _ensure(env: dict, **extra: str) -> int:
+    from model_cache.ensure import ensure
+
+    return ensure(_settings(env, "ensure", **extra))
 
 
-@pytest.mark.parametrize(("doc", "needle"), [
-    ({"sha": "b" * 40, "repo": "acme/tiny-model", "files": []}, "does not describe acme/tiny-model@" + SHA),
-    ({"sha": SHA, "repo": "acme/other", "files": []}, "does not describe acme/tiny-model@" + SHA),
-    ({"sha": SHA, "repo": "acme/tiny-model", "files": {}}, "does not describe acme/tiny-model@" + SHA),
-    ({"sha": SHA, "repo": "acme/tiny-model", "files": ["x"]}, "has a malformed file entry"),
-    ({"sha": SHA, "repo": "acme/tiny-model", "files": [{"path": "../etc/passwd"}]}, "the manifest"),
-])
-def test_read_manifest_refuses_a_manifest_of_another_snapshot_or_with_bad_entries(env, bucket, doc, needle):
-    from model_cache.ensure import read_manifest
-    from model_cache.errors import ModelCacheError
-    from model_cache.layout import Layout
+def _ref_key(repo) -> str:
+    return f"models/{repo.repo_id}/refs/main"
 
-    settings = _settings(env)
-    client = s3.make_client(settings)
-    layout = Layout(settings.prefix, settings.repo_id)
-    s3.put_json(client, bucket, layout.manifest_key(SHA), doc)
-    with pytest.raises(ModelCacheError, match=re.escape(needle)) as caught:
-        read_manifest(client, settings, layout, SHA)
-    if "does not describe" in needle:
-        assert f"s3://{bucket}/{layout.manifest_key(SHA)}" in str(caught.value)
+
+def _keys(s3, bucket: str, prefix: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+@pytest.fixture
+def ensured(hub, env, s3, bucket):
+    """A snapshot ensure'd into the bucket in-process; the Hub stays up."""
+    repo = hub.add_repo(small_repo())
+    assert _ensure(env) == 0
+    return repo
+
+
+def test_a_covering_manifest_is_the_whole_answer_named_in_one_line(ensured, env, s3, bucket, caplog):
+    manifest_etag = s3.head_object(Bucket=bucket, Key=_manifest_key(ensured))["ETag"]
+    ref_etag = s3.head_object(Bucket=bucket, Key=_ref_key(ensured))["ETag"]
+    caplog.set_level(logging.INFO, logger="model_cache")
+    assert _ensure(env) == 0
+    assert (f"cached: s3://{bucket}/{_manifest_key(ensured)} ({len(ensured.files)} files)"
+            in caplog.messages)
+    assert not any("holding the download lease" in m for m in caplog.messages)
+    # Nothing written: the manifest and the ref stay the same objects, no lease was taken.
+    assert s3.head_object(Bucket=bucket, Key=_manifest_key(ensured))["ETag"] == manifest_etag
+    assert s3.head_object(Bucket=bucket, Key=_ref_key(ensured))["ETag"] == ref_etag
+    assert _keys(s3, bucket, f"models/{ensured.repo_id}/leases/") == []
+
+
+def test_a_cached_snapshot_whose_ref_is_missing_gets_its_ref_back_without_a_fill(ensured, env, s3, bucket, caplog):
+    s3.delete_object(Bucket=bucket, Key=_ref_key(ensured))
+    manifest_etag = s3.head_object(Bucket=bucket, Key=_manifest_key(ensured))["ETag"]
+    caplog.set_level(logging.INFO, logger="model_cache")
+    assert _ensure(env) == 0
+    ref = json.loads(s3.get_object(Bucket=bucket, Key=_ref_key(ensured))["Body"].read())
+    assert (ref["repo"], ref["revision"], ref["sha"]) == (ensured.repo_id, "main", ensured.sha)
+    assert s3.head_object(Bucket=bucket, Key=_manifest_key(ensured))["ETag"] == manifest_etag
+    assert not any("holding the download lease" in m for m in caplog.messages)
+
+
+def _dead_hub() -> str:
+    """A loopback URL nobody listens on. (Stopping the stub is not enough in-process: huggingface_hub
+    keeps its connection to the stub alive and would still reach it.)"""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_with_the_hub_down_a_cached_snapshot_is_used_and_named(ensured, env, caplog):
+    dead = _dead_hub()
+    caplog.set_level(logging.INFO, logger="model_cache")
+    assert _ensure(env, HF_ENDPOINT=dead) == 0
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith(f"Hub {dead} unreachable")
+    assert warning.endswith(f"; using the cached snapshot {ensured.sha} of {ensured.repo_id}@main")
+
+
+def test_with_the_hub_down_a_ref_without_its_manifest_is_not_cached(ensured, env, s3, bucket):
+    from model_cache.errors import HubUnreachable
+
+    s3.delete_object(Bucket=bucket, Key=_manifest_key(ensured))
+    with pytest.raises(HubUnreachable, match="unreachable"):
+        _ensure(env, HF_ENDPOINT=_dead_hub())
+
+
+def test_with_the_hub_down_and_nothing_cached_ensure_fails(hub, env):
+    from model_cache.errors import HubUnreachable
+
+    hub.add_repo(small_repo())
+    with pytest.raises(HubUnreachable, match="unreachable"):
+        _ensure(env, HF_ENDPOINT=_dead_hub())
+
+
+def test_only_a_download_needs_a_writable_download_dir(ensured, hub, env, tmp_path):
+    from model_cache.errors import ConfigError
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    # Warm: the manifest answers before the scratch directory matters.
+    assert _ensure(env, DOWNLOAD_DIR=str(blocked)) == 0
+    # Cold (another revision of another repo): the scratch directory is checked before the lease.
+    other = hub.add_repo(small_repo("acme/other-model"))
+    with pytest.raises(ConfigError) as caught:
+        _ensure(env, DOWNLOAD_DIR=str(blocked), MODEL_NAME=other.repo_id)
+    assert str(caught.value).startswith(f"DOWNLOAD_DIR (--download-dir)={str(blocked)!r} is not a directory: ")
+
+
+def test_a_manifest_finished_by_another_process_while_we_took_the_lease_is_not_refilled(
+        ensured, env, s3, bucket, monkeypatch):
+    from model_cache import ensure as ensure_module
+
+    key = _manifest_key(ensured)
+    finished = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.delete_object(Bucket=bucket, Key=key)
+    s3.delete_object(Bucket=bucket, Key=_ref_key(ensured))
+
+    class LateLease(ensure_module.Lease):
+        """The other process writes its manifest just before our lease is granted (the lease is free)."""
+
+        def try_acquire(self) -> bool:
+            s3.put_object(Bucket=bucket, Key=key, Body=finished)
+            return super().try_acquire()
+
+    def no_fill(*args, **kwargs):
+        raise AssertionError("filled a snapshot whose manifest was complete when the lease was granted")
+
+    monkeypatch.setattr(ensure_module, "Lease", LateLease)
+    monkeypatch.setattr(ensure_module, "_fill", no_fill)
+    assert _ensure(env) == 0
+    assert json.loads(s3.get_object(Bucket=bucket, Key=_ref_key(ensured))["Body"].read())["sha"] == ensured.sha
+    assert _keys(s3, bucket, f"models/{ensured.repo_id}/leases/") == []  # released
