@@ -442,18 +442,37 @@ def test_a_store_without_if_none_match_gets_write_then_verify(env, bucket, caplo
             in [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING])
 
 
-def test_without_if_none_match_an_existing_lease_is_never_overwritten_unconditionally(env, bucket):
-    from botocore.exceptions import ClientError
-
+def test_without_if_none_match_an_abandoned_lease_is_taken_over_by_write_then_verify(env, bucket, caplog):
+    """A store that answers 501 to conditional PUTs: the expired lease of a dead holder is replaced
+    by a plain PUT, confirmed by the settle + re-read. Raising instead left it in place for good."""
     settings = _settings(env)
     client = s3.make_client(settings)
     key = "models/x/leases/no-if-none-match-stale.json"
     client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))
     _on_create(client, lambda params: _answer(501, "NotImplemented"))
-    # Write-then-verify is only for a free lease: over an existing one it could not tell two takers apart.
-    with pytest.raises(ClientError, match="NotImplemented"):
-        Lease(client, settings, key).try_acquire()
-    assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["holder"] == "dead"
+    wire = Wire(client)
+    caplog.set_level(logging.INFO, logger="model_cache.lease")
+    lease = Lease(client, settings, key)
+    try:
+        assert lease.try_acquire() is True
+        assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["holder"] == lease.id
+    finally:
+        lease.release()
+    assert [h.get("if-none-match") for h in wire.of("PutObject")] == [None]  # one plain PUT, no retry
+    assert any(r.getMessage().startswith("lease held by dead expired") for r in caplog.records)
+
+
+def test_without_if_none_match_a_valid_lease_is_never_overwritten(env, bucket):
+    settings = _settings(env)
+    client = s3.make_client(settings)
+    key = "models/x/leases/no-if-none-match-valid.json"
+    client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"holder": "alive", "expires": time.time() + 100,
+                                                               "ttl": 100}))
+    _on_create(client, lambda params: _answer(501, "NotImplemented"))
+    wire = Wire(client)
+    assert Lease(client, settings, key).try_acquire() is False
+    assert wire.of("PutObject") == []
+    assert json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["holder"] == "alive"
 
 
 @pytest.mark.parametrize(("doc", "says"), [

@@ -90,10 +90,15 @@ class Lease:
         try:
             etag = put_json(self.client, self.s.bucket, self.key, self._doc(), IfNoneMatch="*")
         except ClientError as exc:
-            if error_code(exc) in ("NotImplemented", "501") and current is None:
-                # No conditional writes on this store: plain PUT; the settle + re-read in
-                # _confirm decides between replicas that raced inside the window.
+            if error_code(exc) in ("NotImplemented", "501"):
+                # No conditional writes on this store: plain PUT over a free lease or an abandoned
+                # one (a valid lease returned above); the settle + re-read in _confirm decides
+                # between replicas that raced inside the window, as for a free lease. Raising here
+                # instead would leave an abandoned lease in place for good: every replica would fail.
                 log.warning("the store does not support If-None-Match; using write-then-verify for the lease")
+                if current is not None:
+                    log.warning("lease held by %s expired (expires=%s); taking it over",
+                                current[0].get("holder", "?"), _iso(current[0].get("expires")))
                 etag = put_json(self.client, self.s.bucket, self.key, self._doc())
                 return self._confirm(etag)
             if not is_precondition_failed(exc):
