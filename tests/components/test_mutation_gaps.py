@@ -161,8 +161,9 @@ def test_every_image_problem_is_reported_at_once_with_its_fix(context: Path) -> 
         "platform 'windows/amd64' must be one of linux/amd64, linux/arm64")
 
 
-def test_the_model_namespace_registers_its_outputs(monitor) -> None:
-    registered: dict[str, dict] = {}
+def record_registered_outputs(monitor) -> dict[str, set]:
+    """URN -> the output names each component registers (register_outputs), filled as the program runs."""
+    registered: dict[str, set] = {}
     real = monitor.RegisterResourceOutputs
 
     def record(request):
@@ -170,6 +171,11 @@ def test_the_model_namespace_registers_its_outputs(monitor) -> None:
         return real(request)
 
     monitor.RegisterResourceOutputs = record
+    return registered
+
+
+def test_the_model_namespace_registers_its_outputs(monitor) -> None:
+    registered = record_registered_outputs(monitor)
     _, records = _namespace(monitor)
     component = next(r for r in records if r.type == "gpu-platform:index:ModelNamespace")
     assert registered[component.urn] == {"namespace", "s3SecretName", "hfTokenSecretName", "storeConfigName",
@@ -260,14 +266,7 @@ def test_the_gpu_cluster_registers_its_outputs(monitor) -> None:
     from components.cluster import GpuCluster, GpuClusterArgs
     from components.config.types import ClusterSettings
 
-    registered: dict[str, dict] = {}
-    real = monitor.RegisterResourceOutputs
-
-    def record(request):
-        registered[request.urn] = rpc_struct_keys(request.outputs)
-        return real(request)
-
-    monitor.RegisterResourceOutputs = record
+    registered = record_registered_outputs(monitor)
     settings = ClusterSettings("LON1", None, "cilium", "g4s.kube.medium", 1, "an.g1.l40s.kube.x1", 1,
                                ("192.0.2.0/24",), "v25.10.1")
     _, records = register_in(monitor, lambda: GpuCluster("unit", GpuClusterArgs(settings, "gpu-platform-unit")))

@@ -22,6 +22,14 @@ def _settings(env: dict, command: str = "status", **extra: str):
     return config.load(SimpleNamespace(), command, environ=dict(env, **extra))
 
 
+def plant_lease(client, bucket: str, key: str, holder: str, expires_in: float, ttl: float | None = None) -> str:
+    """Another process's lease, expiring ``expires_in`` seconds from now (negative: abandoned); its ETag."""
+    doc = {"holder": holder, "expires": time.time() + expires_in}
+    if ttl is not None:
+        doc["ttl"] = ttl
+    return client.put_object(Bucket=bucket, Key=key, Body=json.dumps(doc))["ETag"]
+
+
 class Wire:
     """Every S3 request a client sends: (operation, headers), recorded where botocore signs it."""
 
@@ -76,8 +84,7 @@ def test_only_one_takes_over_a_stale_lease_and_a_fresh_one_is_respected(env, buc
     settings = _settings(env)
     client = s3.make_client(settings)
     key = "models/x/leases/stale.json"
-    stale_etag = client.put_object(Bucket=bucket, Key=key, Body=json.dumps(
-        {"holder": "dead", "expires": time.time() - 100, "ttl": 3}))["ETag"]
+    stale_etag = plant_lease(client, bucket, key, "dead", expires_in=-100, ttl=3)
     wire = Wire(client)
     leases, results = _race(client, settings, key)
     try:
@@ -93,8 +100,7 @@ def test_only_one_takes_over_a_stale_lease_and_a_fresh_one_is_respected(env, buc
         for lease in leases:
             lease.release()
     assert "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix=key)  # released
-    client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"holder": "alive", "expires": time.time() + 100,
-                                                                "ttl": 100}))
+    plant_lease(client, bucket, key, "alive", expires_in=100, ttl=100)
     assert Lease(client, settings, key).try_acquire() is False
 
 
@@ -189,8 +195,7 @@ def test_a_stale_lease_is_taken_over_with_if_match_of_the_stale_version(env, buc
     settings = _settings(env)
     client = s3.make_client(settings)
     key = "models/x/leases/takeover.json"
-    stale_etag = client.put_object(Bucket=bucket, Key=key,
-                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
+    stale_etag = plant_lease(client, bucket, key, "dead", expires_in=-100)
     wire = Wire(client)
     lease = Lease(client, settings, key)
     try:
@@ -206,8 +211,7 @@ def test_a_valid_lease_is_respected_without_a_write(env, bucket):
     settings = _settings(env)
     client = s3.make_client(settings)
     key = "models/x/leases/alive.json"
-    client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"holder": "alive", "expires": time.time() + 100,
-                                                                "ttl": 100}))
+    plant_lease(client, bucket, key, "alive", expires_in=100, ttl=100)
     wire = Wire(client)
     assert Lease(client, settings, key).try_acquire() is False
     assert wire.of("PutObject") == []
@@ -236,8 +240,7 @@ def test_a_store_without_conditional_overwrite_takes_over_by_deleting_exactly_th
     settings = _settings(env)
     client = s3.make_client(settings)
     key = "models/x/leases/no-if-match.json"
-    stale_etag = client.put_object(Bucket=bucket, Key=key,
-                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
+    stale_etag = plant_lease(client, bucket, key, "dead", expires_in=-100)
     NoConditionalOverwrite(client, code, status)
     wire = Wire(client)
     lease = Lease(client, settings, key)
@@ -254,8 +257,7 @@ def test_a_takeover_lost_to_another_waiter_or_to_a_release_is_no_error(env, buck
     settings = _settings(env)
     client = s3.make_client(settings)
     key = "models/x/leases/lost-race.json"
-    stale_etag = client.put_object(Bucket=bucket, Key=key,
-                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
+    stale_etag = plant_lease(client, bucket, key, "dead", expires_in=-100)
     winner, loser = Lease(client, settings, key), Lease(client, settings, key)
     try:
         assert winner.try_acquire()
@@ -289,8 +291,7 @@ def test_without_conditional_overwrite_a_lost_takeover_is_no_error(env, bucket):
     settings = _settings(env)
     client = s3.make_client(settings)
     key = "models/x/leases/no-if-match-lost.json"
-    stale_etag = client.put_object(Bucket=bucket, Key=key,
-                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
+    stale_etag = plant_lease(client, bucket, key, "dead", expires_in=-100)
     client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"holder": "winner", "expires": time.time() + 100}))
     NoConditionalOverwrite(client, "NotImplemented", 501)
     # The delete names the stale version, which the winner already replaced: 412, and no lease for us.
@@ -302,8 +303,7 @@ def test_without_conditional_overwrite_a_takeover_of_a_released_lease_is_no_erro
     settings = _settings(env)
     client = s3.make_client(settings)
     key = "models/x/leases/no-if-match-released.json"
-    stale_etag = client.put_object(Bucket=bucket, Key=key,
-                                   Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))["ETag"]
+    stale_etag = plant_lease(client, bucket, key, "dead", expires_in=-100)
     NoConditionalOverwrite(client, "NotImplemented", 501)
     client.delete_object(Bucket=bucket, Key=key)  # the holder released it after we read it as stale
 
@@ -448,7 +448,7 @@ def test_without_if_none_match_an_abandoned_lease_is_taken_over_by_write_then_ve
     settings = _settings(env)
     client = s3.make_client(settings)
     key = "models/x/leases/no-if-none-match-stale.json"
-    client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"holder": "dead", "expires": time.time() - 100}))
+    plant_lease(client, bucket, key, "dead", expires_in=-100)
     _on_create(client, lambda params: _answer(501, "NotImplemented"))
     wire = Wire(client)
     caplog.set_level(logging.INFO, logger="model_cache.lease")
@@ -466,8 +466,7 @@ def test_without_if_none_match_a_valid_lease_is_never_overwritten(env, bucket):
     settings = _settings(env)
     client = s3.make_client(settings)
     key = "models/x/leases/no-if-none-match-valid.json"
-    client.put_object(Bucket=bucket, Key=key, Body=json.dumps({"holder": "alive", "expires": time.time() + 100,
-                                                               "ttl": 100}))
+    plant_lease(client, bucket, key, "alive", expires_in=100, ttl=100)
     _on_create(client, lambda params: _answer(501, "NotImplemented"))
     wire = Wire(client)
     assert Lease(client, settings, key).try_acquire() is False
