@@ -373,7 +373,7 @@ class Bench:
         def complete(k: int) -> None:
             key, upload_id = uploads[k]
             parts = [{"PartNumber": number + 1, "ETag": etags[k, number]}
-                     for number in range(per_object) if (k, number) in etags]
+                     for number in range(per_object) if k * per_object + number < n]
             c.complete_multipart_upload(Bucket=b, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
 
         with ThreadPoolExecutor(16) as pool:

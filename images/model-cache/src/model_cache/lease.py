@@ -26,7 +26,7 @@ import uuid
 from . import __version__
 from .config import Settings
 from .errors import LeaseLost
-from .s3 import error_code, get_json, is_not_found, is_precondition_failed, put_json
+from .s3 import error_code, get_json, is_not_found, is_not_implemented, is_precondition_failed, put_json
 
 log = logging.getLogger("model_cache.lease")
 
@@ -90,15 +90,14 @@ class Lease:
         try:
             etag = put_json(self.client, self.s.bucket, self.key, self._doc(), IfNoneMatch="*")
         except ClientError as exc:
-            if error_code(exc) in ("NotImplemented", "501"):
+            if is_not_implemented(exc):
                 # No conditional writes on this store: plain PUT over a free lease or an abandoned
                 # one (a valid lease returned above); the settle + re-read in _confirm decides
                 # between replicas that raced inside the window, as for a free lease. Raising here
                 # instead would leave an abandoned lease in place for good: every replica would fail.
                 log.warning("the store does not support If-None-Match; using write-then-verify for the lease")
                 if current is not None:
-                    log.warning("lease held by %s expired (expires=%s); taking it over",
-                                current[0].get("holder", "?"), _iso(current[0].get("expires")))
+                    self._announce_takeover(current[0])
                 etag = put_json(self.client, self.s.bucket, self.key, self._doc())
                 return self._confirm(etag)
             if not is_precondition_failed(exc):
@@ -109,12 +108,16 @@ class Lease:
             doc, cur_etag = current
             if not self.stale(doc, cur_etag):
                 return False
-            log.warning("lease held by %s expired (expires=%s); taking it over",
-                        doc.get("holder", "?"), _iso(doc.get("expires")))
+            self._announce_takeover(doc)
             etag = self._takeover(cur_etag)
             if etag is None:
                 return False
         return self._confirm(etag)
+
+    @staticmethod
+    def _announce_takeover(doc: dict) -> None:
+        log.warning("lease held by %s expired (expires=%s); taking it over", doc.get("holder", "?"),
+                    _iso(doc.get("expires")))
 
     def _takeover(self, stale_etag: str) -> str | None:
         from botocore.exceptions import ClientError
@@ -124,7 +127,7 @@ class Lease:
         except ClientError as exc:
             if is_precondition_failed(exc) or is_not_found(exc):
                 return None  # another waiter won the takeover, or the holder released it
-            if error_code(exc) not in ("NotImplemented", "501", "InvalidArgument", "400"):
+            if not is_not_implemented(exc) and error_code(exc) not in ("InvalidArgument", "400"):
                 raise
         # Store without conditional overwrite: delete exactly the stale version, then create.
         try:
@@ -166,7 +169,7 @@ class Lease:
                         self.etag = put_json(self.client, self.s.bucket, self.key, self._doc())
                 last_ok = time.monotonic()
             except ClientError as exc:
-                if error_code(exc) in ("NotImplemented", "501") and self._conditional:
+                if is_not_implemented(exc) and self._conditional:
                     log.warning("the store does not support If-Match on PUT; renewing the lease unconditionally")
                     self._conditional = False
                     continue

@@ -14,6 +14,7 @@ log = logging.getLogger("model_cache.s3")
 
 PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+NOT_IMPLEMENTED_CODES = {"NotImplemented", "501"}  # e.g. conditional writes on a store without them
 BODY_ATTEMPTS = 4
 
 
@@ -63,6 +64,10 @@ def is_not_found(exc: BaseException) -> bool:
     response = getattr(exc, "response", None) or {}
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return error_code(exc) in NOT_FOUND_CODES or status == 404
+
+
+def is_not_implemented(exc: BaseException) -> bool:
+    return error_code(exc) in NOT_IMPLEMENTED_CODES
 
 
 def describe(exc: BaseException, what: str, s: Settings) -> ModelCacheError:
